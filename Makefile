@@ -71,7 +71,9 @@ BIN := $(B)/deltaserve
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/check_*.c))
 UNIT_NAMES := $(patsubst tests/unit/check_%.c,%,$(UNIT_SRCS))
-UNIT_OBJS := $(UNIT_SRCS:%=$(B)/%.o) $(B)/tests/unit/runner.c.o
+# tests/unit/util_*.c: shared test helpers (fixture readers, the fake engine)
+UNIT_UTIL := $(wildcard tests/unit/util_*.c)
+UNIT_OBJS := $(UNIT_SRCS:%=$(B)/%.o) $(UNIT_UTIL:%=$(B)/%.o) $(B)/tests/unit/runner.c.o
 UNIT_BIN := $(B)/check_unit
 
 GPU_SRCS := $(wildcard tests/gpu/*.c)

@@ -68,7 +68,8 @@ struct metrics_reg {
 
 static _Atomic(struct metrics_reg *) g_reg;
 
-static const char *const finish_names[METRICS_FINISH_COUNT] = {"stop", "length", "abort"};
+static const char *const finish_names[METRICS_FINISH_COUNT] = {"stop", "length", "abort",
+                                                                 "error"};
 
 /* --- setup ----------------------------------------------------------------- */
 
@@ -149,6 +150,7 @@ void metrics_set_gauge_source(metrics_gauge_fn fn, void *user)
     pthread_mutex_lock(&r->gauge_mu);
     r->source = fn;
     r->source_user = user;
+    r->gauges.has_totals = 0; /* pulled totals die with their source */
     pthread_mutex_unlock(&r->gauge_mu);
 }
 
@@ -158,6 +160,7 @@ void metrics_set_gauges(const struct metrics_gauges *g)
     if (!r || !g) return;
     pthread_mutex_lock(&r->gauge_mu);
     r->gauges = *g;
+    r->gauges.has_totals = 0; /* push carries gauges only; counters are pushed apart */
     pthread_mutex_unlock(&r->gauge_mu);
 }
 
@@ -312,6 +315,18 @@ char *metrics_render(size_t *len)
     g = r->gauges;
     pthread_mutex_unlock(&r->gauge_mu);
 
+    uint64_t prompt = (uint64_t)atomic_load(&r->prompt_tokens);
+    uint64_t gen = (uint64_t)atomic_load(&r->generation_tokens);
+    uint64_t preempt = (uint64_t)atomic_load(&r->preemptions);
+    uint64_t success[METRICS_FINISH_COUNT];
+    for (int i = 0; i < METRICS_FINISH_COUNT; i++) success[i] = (uint64_t)atomic_load(&r->success[i]);
+    if (g.has_totals) {
+        prompt = g.prompt_tokens_total;
+        gen = g.generation_tokens_total;
+        preempt = g.preemptions_total;
+        memcpy(success, g.success_total, sizeof(success));
+    }
+
     struct buf b = {.p = malloc(8192), .len = 0, .cap = 8192, .oom = 0};
     if (!b.p) return NULL;
     b.p[0] = '\0';
@@ -335,20 +350,20 @@ char *metrics_render(size_t *len)
     /* Counters: in format 0.0.4 the HELP/TYPE lines carry the full sample
      * name including _total (prometheus_client's 0.0.4 output does too). */
     header(&b, "prompt_tokens_total", "Number of prefill tokens processed.", "counter");
-    buf_printf(&b, "deltaserve:prompt_tokens_total{model_name=\"%s\"} %lld\n", L,
-               (long long)atomic_load(&r->prompt_tokens));
+    buf_printf(&b, "deltaserve:prompt_tokens_total{model_name=\"%s\"} %llu\n", L,
+               (unsigned long long)prompt);
     header(&b, "generation_tokens_total", "Number of generation tokens processed.", "counter");
-    buf_printf(&b, "deltaserve:generation_tokens_total{model_name=\"%s\"} %lld\n", L,
-               (long long)atomic_load(&r->generation_tokens));
+    buf_printf(&b, "deltaserve:generation_tokens_total{model_name=\"%s\"} %llu\n", L,
+               (unsigned long long)gen);
     header(&b, "request_success_total", "Count of successfully processed requests.", "counter");
     for (int i = 0; i < METRICS_FINISH_COUNT; i++)
         buf_printf(&b,
                    "deltaserve:request_success_total{finished_reason=\"%s\",model_name=\"%s\"} "
-                   "%lld\n",
-                   finish_names[i], L, (long long)atomic_load(&r->success[i]));
+                   "%llu\n",
+                   finish_names[i], L, (unsigned long long)success[i]);
     header(&b, "num_preemptions_total", "Cumulative number of preemption from the engine.", "counter");
-    buf_printf(&b, "deltaserve:num_preemptions_total{model_name=\"%s\"} %lld\n", L,
-               (long long)atomic_load(&r->preemptions));
+    buf_printf(&b, "deltaserve:num_preemptions_total{model_name=\"%s\"} %llu\n", L,
+               (unsigned long long)preempt);
 
     for (int i = 0; i < H_COUNT; i++) render_hist(&b, &r->hist[i], L);
 

@@ -48,11 +48,14 @@ extern "C" {
 /* Value for the HTTP Content-Type header of a /metrics response. */
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-/* finished_reason label values, as vLLM counts them. */
+/* finished_reason label values: vLLM's stop/length/abort plus error (an
+ * engine failure). Same order as enum sched_finish minus its NONE, so
+ * (enum metrics_finish)(f - SCHED_FINISH_STOP) maps one to the other. */
 enum metrics_finish {
     METRICS_FINISH_STOP = 0, /* EOS or a stop string/token */
     METRICS_FINISH_LENGTH,   /* max_tokens or max model length reached */
-    METRICS_FINISH_ABORT,    /* client disconnect, cancel, shutdown, error */
+    METRICS_FINISH_ABORT,    /* client disconnect, cancel, shutdown */
+    METRICS_FINISH_ERROR,    /* engine failure */
     METRICS_FINISH_COUNT
 };
 
@@ -62,6 +65,15 @@ struct metrics_gauges {
     int64_t num_requests_waiting; /* admitted, waiting for KV / a slot */
     double kv_cache_usage_perc;   /* used KV blocks / total, 0..1 */
     int64_t gdn_state_slots_used; /* GDN recurrent-state slots in use */
+    /* Optional cumulative totals, for a pull source whose owner already
+     * counts (sched_stats does): when has_totals != 0 these REPLACE the
+     * pushed counters in the exposition. Use either push (metrics_add_*,
+     * metrics_inc_*) or these, not both. Ignored by metrics_set_gauges. */
+    int has_totals;
+    uint64_t prompt_tokens_total;
+    uint64_t generation_tokens_total;
+    uint64_t preemptions_total;
+    uint64_t success_total[METRICS_FINISH_COUNT]; /* by enum metrics_finish */
 };
 
 /* Pull callback: fill *out; return 0, or a negative value if no snapshot is
@@ -97,13 +109,16 @@ void metrics_inc_preemptions(int64_t n);
  *   ttft:  request arrival -> first generated token
  *   itl:   one observation per generated token after the first
  *   e2e:   arrival -> finish
- *   queue: arrival -> first scheduled (time in WAITING) */
+ *   queue: arrival -> first scheduled (time in WAITING)
+ * From struct sched_timing (ns): ttft = first_token - arrival, e2e = finish -
+ * arrival, queue = first_scheduled - arrival; itl per token = the gap since
+ * the previous token of the same choice. */
 void metrics_observe_ttft(double s);
 void metrics_observe_itl(double s);
 void metrics_observe_e2e(double s);
 void metrics_observe_queue_time(double s);
 
-/* "stop" | "length" | "abort" -> enum; -1 if unknown. */
+/* "stop" | "length" | "abort" | "error" -> enum; -1 if unknown. */
 int metrics_finish_reason_parse(const char *s);
 
 /* Render the whole exposition. Returns a malloc'd NUL-terminated string the

@@ -399,6 +399,7 @@ START_TEST(test_families_and_types)
     ck_assert(pval(&P, "deltaserve:request_success_total", "finished_reason", "stop") == 0);
     ck_assert(pval(&P, "deltaserve:request_success_total", "finished_reason", "length") == 0);
     ck_assert(pval(&P, "deltaserve:request_success_total", "finished_reason", "abort") == 0);
+    ck_assert(pval(&P, "deltaserve:request_success_total", "finished_reason", "error") == 0);
     /* vLLM's boundaries: 22 TTFT buckets + Inf, 19 ITL + Inf, 21 latency + Inf. */
     int nb[4] = {0};
     for (int i = 0; i < P.nsamples; i++)
@@ -476,6 +477,7 @@ START_TEST(test_counters)
     ck_assert_int_eq(metrics_finish_reason_parse("stop"), METRICS_FINISH_STOP);
     ck_assert_int_eq(metrics_finish_reason_parse("length"), METRICS_FINISH_LENGTH);
     ck_assert_int_eq(metrics_finish_reason_parse("abort"), METRICS_FINISH_ABORT);
+    ck_assert_int_eq(metrics_finish_reason_parse("error"), METRICS_FINISH_ERROR);
     ck_assert_int_eq(metrics_finish_reason_parse("eos"), -1);
     ck_assert_int_eq(metrics_finish_reason_parse(NULL), -1);
     metrics_fini();
@@ -522,13 +524,28 @@ START_TEST(test_gauges_push_and_pull)
     render_parse(&P);
     ck_assert_int_eq(st.calls, 2);
     ck_assert(pval(&P, "deltaserve:num_requests_waiting", NULL, NULL) == 2);
-    /* Removing the source falls back to pushed values. */
+    /* Pulled totals replace pushed counters while the source is set. */
+    metrics_add_prompt_tokens(5);
+    st.fail = 0;
+    st.g.has_totals = 1;
+    st.g.prompt_tokens_total = 1000;
+    st.g.generation_tokens_total = 77;
+    st.g.preemptions_total = 2;
+    st.g.success_total[METRICS_FINISH_ERROR] = 4;
+    render_parse(&P);
+    ck_assert(pval(&P, "deltaserve:prompt_tokens_total", NULL, NULL) == 1000);
+    ck_assert(pval(&P, "deltaserve:generation_tokens_total", NULL, NULL) == 77);
+    ck_assert(pval(&P, "deltaserve:num_preemptions_total", NULL, NULL) == 2);
+    ck_assert(pval(&P, "deltaserve:request_success_total", "finished_reason", "error") == 4);
+    ck_assert(pval(&P, "deltaserve:num_requests_waiting", NULL, NULL) == 100);
+    /* Removing the source falls back to pushed values (counters too). */
     metrics_set_gauge_source(NULL, NULL);
     g.num_requests_waiting = 11;
     metrics_set_gauges(&g);
     render_parse(&P);
-    ck_assert_int_eq(st.calls, 2);
+    ck_assert_int_eq(st.calls, 3);
     ck_assert(pval(&P, "deltaserve:num_requests_waiting", NULL, NULL) == 11);
+    ck_assert(pval(&P, "deltaserve:prompt_tokens_total", NULL, NULL) == 5);
     metrics_fini();
 }
 END_TEST

@@ -44,8 +44,13 @@ struct cfg_rope {
     double original_max_position; /* original_max_position_embeddings, 0 if none */
     double low_freq_factor, high_freq_factor; /* llama3 */
     double beta_fast, beta_slow;  /* yarn; defaults 32 and 1 */
-    double attention_factor;      /* yarn mscale on cos/sin; 0 = computed default */
-    char source[32];              /* "rope_parameters", "rope_theta", "default": for the banner */
+    double attention_factor;      /* yarn mscale on cos/sin; 0 = computed default
+                                   * (use cfg_rope_attention_factor for the resolved value) */
+    double mscale, mscale_all_dim; /* yarn (DeepSeek style); 0 when absent */
+    bool truncate;                /* yarn: truncate the correction range (default true) */
+    char source[32];              /* where theta came from, for the banner: "rope_parameters",
+                                   * "rope_scaling", "rope_theta" (legacy top level) or "default"
+                                   * (no theta anywhere: 10000); for NoPE the null key's name */
 };
 
 struct cfg_model {
@@ -68,6 +73,7 @@ struct cfg_model {
     bool tie_word_embeddings;
     struct cfg_rope rope;
     enum cfg_layer_type layer_types[CFG_MAX_LAYERS];
+    bool layer_types_given;       /* false: the HF default pattern was applied */
     int num_gdn_layers;           /* count of CFG_LAYER_LINEAR */
     int num_attn_layers;          /* count of CFG_LAYER_FULL */
     /* eos: union of config.json and generation_config.json ids */
@@ -97,6 +103,11 @@ int cfg_parse_generation(struct cfg_model *c, const char *json, size_t len, char
 
 /* Load DIR/config.json and, when present, DIR/generation_config.json. */
 int cfg_load_dir(struct cfg_model *out, const char *dir, char *err, size_t errlen);
+
+/* The yarn attention (mscale) factor on cos/sin as transformers resolves it
+ * (attention_factor if given, else from factor/mscale/mscale_all_dim); 1 for
+ * every other rope mode. */
+double cfg_rope_attention_factor(const struct cfg_model *c);
 
 /* A one-line description of the position encoding for the startup banner. */
 void cfg_rope_describe(const struct cfg_model *c, char *buf, size_t len);

@@ -27,16 +27,22 @@ struct eng_tensor {
     const void *data;   /* borrowed from the mmap, or == owned */
     void *owned;        /* owned buffer when the tensor had to be assembled; else NULL */
     const char *name;   /* borrowed: checkpoint name (first part for assembled ones) */
+    int ndim;           /* the logical shape below (conv: (CD, K), the size-1 dim dropped) */
+    int64_t shape[4];
 };
 
 /* Shapes use the config's names: C hidden, F intermediate, Hq/Hkv/D attention,
  * Hk/Hv/Dk/Dv GDN, KD = Hk*Dk, VD = Hv*Dv, CD = conv dim = 2*KD + VD, K conv kernel. */
 struct eng_layer_weights {
     int is_attn;                 /* 1: full attention layer; 0: GDN layer */
-    /* norms (both layer kinds) */
-    struct eng_tensor in_norm;   /* (C)  GDN only: input_layernorm / attention_layer_norm */
-    struct eng_tensor post_attn_norm; /* (C) post_attention_layernorm / (GDN: feedforward_layer_norm) */
-    struct eng_tensor post_ffn_norm;  /* (C) attention only: post_feedforward_layernorm */
+    /* norms. Accepted names (weights.c explains the mapping):
+     *   GDN:  in_norm = input_layernorm | attention_layer_norm,
+     *         post_attn_norm = post_attention_layernorm | feedforward_layer_norm
+     *   attn: post_attn_norm = post_attention_layernorm | attention_layer_norm,
+     *         post_ffn_norm = post_feedforward_layernorm | feedforward_layer_norm */
+    struct eng_tensor in_norm;   /* (C)  GDN only: pre-norm of the mixer */
+    struct eng_tensor post_attn_norm; /* (C) GDN: pre-norm of the MLP; attn: norm of Attn(x) */
+    struct eng_tensor post_ffn_norm;  /* (C) attention only: norm of MLP(h) */
     /* attention */
     struct eng_tensor wq;        /* (Hq*D, C) */
     struct eng_tensor wk;        /* (Hkv*D, C) */
@@ -75,7 +81,11 @@ struct eng_weights {
 
 /* Open DIR's safetensors, resolve every tensor the config needs, check every
  * shape, and reject missing, extra or mis-shaped tensors with an error naming
- * the tensor. Returns 0 or -1 with err. */
+ * the tensor (and a role given under both of its names). Tied embeddings:
+ * lm_head = embed (an lm_head.weight in the file is then ignored, as in
+ * transformers); untied and no lm_head.weight: error. vocab_size rows may
+ * exceed the tokenizer (padding rows). Returns 0 or -1 with err; on failure w
+ * is empty. Main thread only. */
 int eng_weights_load(struct eng_weights *w, const struct cfg_model *c, const char *dir,
                      char *err, size_t errlen);
 void eng_weights_free(struct eng_weights *w);

@@ -70,11 +70,11 @@ int stw_add(struct stw *w, const char *name, enum st_dtype dt, int ndim, const i
         free(t->data);
         return -1;
     }
-    memcpy(t->data, data, nbytes);
+    if (nbytes) memcpy(t->data, data, nbytes);
     t->nbytes = nbytes;
     t->dt = dt;
     t->ndim = ndim;
-    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    if (ndim) memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
     w->n++;
     return 0;
 }

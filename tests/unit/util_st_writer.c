@@ -79,6 +79,19 @@ int stw_add(struct stw *w, const char *name, enum st_dtype dt, int ndim, const i
     return 0;
 }
 
+int stw_remove(struct stw *w, const char *name)
+{
+    for (int i = 0; i < w->n; i++)
+        if (!strcmp(w->t[i].name, name)) {
+            free(w->t[i].name);
+            free(w->t[i].data);
+            memmove(&w->t[i], &w->t[i + 1], (size_t)(w->n - i - 1) * sizeof *w->t);
+            w->n--;
+            return 0;
+        }
+    return -1;
+}
+
 static uint16_t f32_to_f16(float f)
 {
     uint32_t u;
@@ -175,6 +188,40 @@ int stw_write(const struct stw *w, const char *path, const char *metadata_json)
     free(h);
     if (fclose(f)) ok = 0;
     return ok ? 0 : -1;
+}
+
+int stw_write_sharded(const struct stw *w, const char *dir, int nshards)
+{
+    if (nshards < 1 || nshards > 99) return -1;
+    struct stw **parts = calloc((size_t)nshards, sizeof *parts);
+    if (!parts) return -1;
+    int rc = -1;
+    size_t cap = 256 + (size_t)w->n * 320, len = 0;
+    char *idx = malloc(cap);
+    if (!idx) goto done;
+    len += (size_t)snprintf(idx + len, cap - len, "{\"metadata\":{},\"weight_map\":{");
+    for (int s = 0; s < nshards; s++)
+        if (!(parts[s] = stw_create())) goto done;
+    for (int i = 0; i < w->n; i++) {
+        const struct stw_tensor *t = &w->t[i];
+        int s = i % nshards;
+        if (stw_add(parts[s], t->name, t->dt, t->ndim, t->shape, t->data, t->nbytes)) goto done;
+        len += (size_t)snprintf(idx + len, cap - len, "%s\"%s\":\"model-%05d-of-%05d.safetensors\"", i ? "," : "",
+                                t->name, s + 1, nshards);
+    }
+    len += (size_t)snprintf(idx + len, cap - len, "}}");
+    if (len >= cap) goto done;
+    char path[4096];
+    for (int s = 0; s < nshards; s++) {
+        snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", dir, s + 1, nshards);
+        if (stw_write(parts[s], path, NULL)) goto done;
+    }
+    rc = stw_write_text(dir, "model.safetensors.index.json", idx);
+done:
+    for (int s = 0; s < nshards; s++) stw_destroy(parts[s]);
+    free(parts);
+    free(idx);
+    return rc;
 }
 
 int stw_write_raw(const char *path, uint64_t hlen_field, const char *header, const void *data, size_t data_len)

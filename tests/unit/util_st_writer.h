@@ -2,7 +2,7 @@
  * builder of random OLMo Hybrid checkpoints for a given config.
  *
  * defines: struct stw, stw_create, stw_destroy, stw_add, stw_add_f32,
- *          stw_write, stw_write_raw, stw_add_model, stw_tmpdir, stw_write_text,
+ *          stw_remove, stw_write, stw_write_sharded, stw_write_raw, stw_add_model, stw_tmpdir, stw_write_text,
  *          stw_rmtree
  *
  * Test-only helper (single-threaded). Shared: the CPU backend tests reuse it
@@ -32,11 +32,17 @@ int stw_add_f32(struct stw *w, const char *name, enum st_dtype dt, int ndim, con
                 const float *vals);
 /* Number of tensors added so far. */
 int stw_count(const struct stw *w);
+/* Drop the tensor NAME. Returns 0, or -1 when there is none. */
+int stw_remove(struct stw *w, const char *name);
 
 /* Write the file: header (with an optional __metadata__ JSON object text, may
  * be NULL), padded with spaces to 8 bytes, then the data in add order.
  * Returns 0 or -1. */
 int stw_write(const struct stw *w, const char *path, const char *metadata_json);
+
+/* Write the tensors round-robin into nshards files DIR/model-0000i-of-0000n.safetensors
+ * plus DIR/model.safetensors.index.json. Returns 0 or -1. */
+int stw_write_sharded(const struct stw *w, const char *dir, int nshards);
 
 /* Write a hand-made (possibly lying) file: 8-byte length `hlen_field`, then
  * the header text, then data_len bytes of data (zeros if data is NULL). Pass

@@ -1,0 +1,289 @@
+/* engine/cuda/cuda_forward.c: one step of the CUDA backend (the batch
+ * contract of engine/engine.h): pack the batch's indices into one pinned
+ * buffer, copy it to the device in one transfer, run every layer on the
+ * backend's stream, and copy the requested logits rows back.
+ *
+ * Decode-only steps (every sequence one new token, logits for each) replay a
+ * CUDA graph captured once per batch-size bucket (1, 2, 4, ...); the batch is
+ * padded to the bucket with rows that read and write the scratch slot and
+ * scratch KV block, so no real state is touched by padding.
+ *
+ * Threads: engine thread only.
+ */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "engine/cuda/cuda_internal.h"
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/cast.h"
+#include "kernels/cuda/conv1d.h"
+#include "kernels/cuda/embed.h"
+#include "kernels/cuda/gated_rmsnorm.h"
+#include "kernels/cuda/gdn_gate.h"
+#include "kernels/cuda/gdn_recurrent.h"
+#include "kernels/cuda/kv_write.h"
+#include "kernels/cuda/rmsnorm.h"
+#include "kernels/cuda/rope.h"
+#include "kernels/cuda/swiglu.h"
+
+/* Fixed offsets into the packed metadata (ints), so graph pointers are stable. */
+struct meta_ptrs {
+    int32_t *tok, *pos, *tok_seq, *slot_map, *rows, *qs, *slot, *has_init, *bt;
+};
+
+static struct meta_ptrs meta_layout(const struct cu_impl *m, int32_t *base)
+{
+    size_t T = m->opt.max_tokens, N = m->opt.max_seqs;
+    struct meta_ptrs p;
+    p.tok = base;
+    p.pos = p.tok + T;
+    p.tok_seq = p.pos + T;
+    p.slot_map = p.tok_seq + T;
+    p.rows = p.slot_map + T;
+    p.qs = p.rows + T;
+    p.slot = p.qs + N + 1;
+    p.has_init = p.slot + N + 1;
+    p.bt = p.has_init + N + 1;
+    return p;
+}
+
+#define K_CHECK(expr)                                                                    \
+    do {                                                                                 \
+        int k_rc_ = (expr);                                                              \
+        if (k_rc_) {                                                                     \
+            LOG_ERROR("cuda: %s failed: %s", #expr, cudaGetErrorString((cudaError_t)k_rc_)); \
+            return -EIO;                                                                 \
+        }                                                                                \
+    } while (0)
+
+static int attn_splits(const struct cu_impl *m, int T)
+{
+    int work = T * m->Hq;
+    if (work >= 264)
+        return 1;
+    int s = 1024 / work;
+    if (s > m->attn_max_split)
+        s = m->attn_max_split;
+    return s < 1 ? 1 : s;
+}
+
+/* Enqueue the whole model for T tokens of N sequences, final norm of R rows
+ * (rows listed in meta rows) into xb. Does not run lm_head. */
+static int run_layers(struct engine *e, int T, int N, int R)
+{
+    struct cu_impl *m = e->impl;
+    const struct cfg_model *c = e->cfg;
+    cudaStream_t s = m->stream;
+    struct meta_ptrs d = meta_layout(m, m->meta_d);
+    float eps = (float)c->rms_norm_eps;
+    int C = m->C;
+    K_CHECK(kern_embed(m->embed, d.tok, T, C, m->x, s));
+    int xb_valid = 0;
+    for (int l = 0; l < m->L; l++) {
+        const struct cu_layer *ly = &m->layers[l];
+        if (!ly->is_attn) {
+            int gi = ly->gdn_index, P = m->gdn_in_rows;
+            K_CHECK(kern_add_rmsnorm(m->x, NULL, ly->norm1, NULL, T, C, eps, m->xb, s));
+            int rc = cu_gemm_run(&m->gemm, ly->w_in, m->xb, m->proj, 0, P, T, C, 0, s);
+            if (rc)
+                return rc;
+            K_CHECK(kern_conv1d_fwd(m->proj, P, ly->conv, m->CD, m->K, T, d.tok_seq, d.qs,
+                                    d.slot, d.has_init, m->conv_state[gi], m->conv_slot_elems,
+                                    m->y, s));
+            K_CHECK(kern_conv1d_state_update(m->proj, P, m->CD, m->K, N, d.qs, d.slot,
+                                             d.has_init, m->conv_state[gi], m->conv_slot_elems,
+                                             s));
+            K_CHECK(kern_gdn_gate(m->proj, P, m->CD + m->VD, m->CD + m->VD + m->Hv, ly->A_log,
+                                  ly->dt_bias, c->allow_neg_eigval, T, m->Hv, m->g, m->beta, s));
+            K_CHECK(kern_gdn_recurrent(m->y, m->g, m->beta, N, d.qs, d.slot, d.has_init, m->Hk,
+                                       m->Hv, m->Dk, m->Dv, 1.0f / sqrtf((float)m->Dk),
+                                       m->ssm_state[gi], m->opt.ssm_state_bf16,
+                                       m->ssm_slot_elems, m->o, s));
+            K_CHECK(kern_gated_rmsnorm(m->o, m->proj + m->CD, P, ly->o_norm, T, m->Hv, m->Dv,
+                                       1e-5f, m->ob, s));
+            if ((rc = cu_gemm_run(&m->gemm, ly->w_o, m->ob, m->x, 0, C, T, m->VD, 1, s)))
+                return rc;
+            K_CHECK(kern_add_rmsnorm(m->x, NULL, ly->norm2, NULL, T, C, eps, m->xb, s));
+            if ((rc = cu_gemm_run(&m->gemm, ly->w_gu, m->xb, m->proj, 0, 2 * m->F, T, C, 0, s)))
+                return rc;
+            K_CHECK(kern_swiglu(m->proj, T, m->F, m->act, s));
+            if ((rc = cu_gemm_run(&m->gemm, ly->w_down, m->act, m->x, 0, C, T, m->F, 1, s)))
+                return rc;
+            xb_valid = 0;
+        } else {
+            int ai = ly->attn_index, P = m->attn_in_rows, QD = m->Hq * m->D,
+                KVD = m->Hkv * m->D;
+            int rc;
+            if (!xb_valid)
+                K_CHECK(kern_f32_to_bf16(m->x, (size_t)T * C, m->xb, s));
+            if ((rc = cu_gemm_run(&m->gemm, ly->w_in, m->xb, m->proj, 0, P, T, C, 0, s)))
+                return rc;
+            K_CHECK(kern_rmsnorm_inplace(m->proj, P, ly->q_norm, T, QD, eps, s));
+            K_CHECK(kern_rmsnorm_inplace(m->proj + QD, P, ly->k_norm, T, KVD, eps, s));
+            if (m->rope_on)
+                K_CHECK(kern_rope(m->proj, P, m->Hq + m->Hkv, m->D, d.pos, m->inv_freq,
+                                  m->rope_mscale, T, s));
+            K_CHECK(kern_kv_write(m->proj, P, QD, QD + KVD, T, m->Hkv, m->D, m->bs, d.slot_map,
+                                  m->kc[ai], m->vc[ai], s));
+            struct kern_attn_args a = {
+                .q = m->proj, .q_stride = P, .kc = m->kc[ai], .vc = m->vc[ai],
+                .block_table = d.bt, .max_blocks = m->opt.max_blocks_per_seq,
+                .tok_seq = d.tok_seq, .positions = d.pos, .T = T, .Hq = m->Hq, .Hkv = m->Hkv,
+                .D = m->D, .bs = m->bs, .scale = 1.0f / sqrtf((float)m->D),
+                .nsplit = attn_splits(m, T), .work = m->attn_work, .out = m->ob};
+            K_CHECK(kern_attention(&a, s));
+            if ((rc = cu_gemm_run(&m->gemm, ly->w_o, m->ob, m->tmp, 0, C, T, QD, 0, s)))
+                return rc;
+            K_CHECK(kern_rmsnorm_add(m->x, m->tmp, C, ly->norm1, T, C, eps, m->xb, s));
+            if ((rc = cu_gemm_run(&m->gemm, ly->w_gu, m->xb, m->proj, 0, 2 * m->F, T, C, 0, s)))
+                return rc;
+            K_CHECK(kern_swiglu(m->proj, T, m->F, m->act, s));
+            if ((rc = cu_gemm_run(&m->gemm, ly->w_down, m->act, m->tmp, 0, C, T, m->F, 0, s)))
+                return rc;
+            K_CHECK(kern_rmsnorm_add(m->x, m->tmp, C, ly->norm2, T, C, eps, m->xb, s));
+            xb_valid = 1;
+        }
+    }
+    K_CHECK(kern_add_rmsnorm(m->x, NULL, m->final_norm, d.rows, R, C, eps, m->xb, s));
+    return 0;
+}
+
+/* lm_head over xb rows [r0, r0+n) into the device logits buffer. */
+static int run_lm_head(struct cu_impl *m, int r0, int n)
+{
+    return cu_gemm_run(&m->gemm, m->lm_head, m->xb + (size_t)r0 * m->C, m->logits, 0, m->V, n,
+                       m->C, 0, m->stream);
+}
+
+static int find_bucket(struct cu_impl *m, int n)
+{
+    for (int i = 0; i < m->nbuckets; i++)
+        if (m->graphs[i].B >= n)
+            return i;
+    return -1;
+}
+
+int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
+{
+    struct cu_impl *m = e->impl;
+    const struct cfg_model *c = e->cfg;
+    int T = b->num_tokens, N = b->num_seqs, R = b->num_logits;
+    if (b->num_verify > 0)
+        return -ENOTSUP;
+    if (T < 1 || N < 1 || T > m->opt.max_tokens || N > m->opt.max_seqs || R < 0 || R > T)
+        return -E2BIG;
+    int MB = m->opt.max_blocks_per_seq;
+    struct meta_ptrs h = meta_layout(m, m->meta_h);
+
+    /* graph eligibility: decode only, one logits row per sequence in order */
+    int gi = -1;
+    if (m->opt.use_graphs && b->num_decode == N && T == N && R == N) {
+        int ok = 1;
+        for (int i = 0; i < R && ok; i++)
+            ok = b->logits_rows[i] == i;
+        if (ok)
+            gi = find_bucket(m, N);
+    }
+    int Tp = gi >= 0 ? m->graphs[gi].B : T, Np = gi >= 0 ? Tp : N, Rp = gi >= 0 ? Tp : R;
+
+    int max_pos = 0;
+    for (int i = 0; i < N; i++) {
+        int q0 = b->query_start[i], q1 = b->query_start[i + 1];
+        int ctx = b->cache_len[i] + (q1 - q0);
+        int nb = (ctx + m->bs - 1) / m->bs;
+        if (nb > MB || nb > b->max_blocks)
+            return -E2BIG;
+        if (b->state_slot[i] < 0 || b->state_slot[i] >= m->nslots)
+            return -EINVAL;
+        h.qs[i] = q0;
+        h.slot[i] = b->state_slot[i];
+        h.has_init[i] = b->cache_len[i] > 0;
+        const int32_t *btr = b->block_table + (size_t)i * b->max_blocks;
+        for (int j = 0; j < nb; j++) {
+            if (btr[j] < 0 || btr[j] >= m->nblocks)
+                return -EINVAL;
+            h.bt[(size_t)i * MB + j] = btr[j];
+        }
+        for (int t = q0; t < q1; t++) {
+            int p = b->positions[t];
+            if (p < 0 || p >= ctx)
+                return -EINVAL;
+            h.tok[t] = b->tokens[t];
+            h.pos[t] = p;
+            h.tok_seq[t] = i;
+            h.slot_map[t] = btr[p / m->bs] * m->bs + p % m->bs;
+            if (p + 1 > max_pos)
+                max_pos = p + 1;
+        }
+    }
+    h.qs[N] = T;
+    for (int r = 0; r < R; r++)
+        h.rows[r] = b->logits_rows[r];
+    for (int i = N; i < Np; i++) { /* graph padding rows */
+        h.qs[i] = i;
+        h.slot[i] = m->nslots;
+        h.has_init[i] = 0;
+        h.bt[(size_t)i * MB] = m->nblocks;
+        h.tok[i] = 0;
+        h.pos[i] = 0;
+        h.tok_seq[i] = i;
+        h.slot_map[i] = m->nblocks * m->bs;
+        h.rows[i] = i;
+    }
+    h.qs[Np] = Tp;
+    size_t nints = (size_t)(h.bt - m->meta_h) + (size_t)Np * MB;
+    cudaStream_t s = m->stream;
+    CU_CHECK(cudaMemcpyAsync(m->meta_d, m->meta_h, nints * 4, cudaMemcpyHostToDevice, s));
+    if (c->rope.mode == CFG_ROPE_DYNAMIC && m->rope_on) {
+        cu_rope_inv_freq(c, max_pos, m->inv_freq_host, &m->rope_mscale);
+        CU_CHECK(cudaMemcpyAsync(m->inv_freq, m->inv_freq_host, (size_t)m->D / 2 * 4,
+                                 cudaMemcpyHostToDevice, s));
+    }
+
+    int rc = 0;
+    if (gi >= 0) {
+        struct cu_graph *g = &m->graphs[gi];
+        if (!g->exec) {
+            cudaGraph_t graph;
+            CU_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+            rc = run_layers(e, Tp, Np, Rp);
+            if (!rc)
+                rc = run_lm_head(m, 0, Rp);
+            cudaError_t ce = cudaStreamEndCapture(s, &graph);
+            if (rc || ce != cudaSuccess) {
+                LOG_ERROR("cuda: graph capture for batch %d failed (%s); graphs off", Tp,
+                          cudaGetErrorString(ce));
+                cudaGetLastError();
+                if (ce == cudaSuccess)
+                    cudaGraphDestroy(graph);
+                m->opt.use_graphs = 0;
+                return -EIO;
+            }
+            ce = cudaGraphInstantiate(&g->exec, graph, 0);
+            cudaGraphDestroy(graph);
+            if (ce != cudaSuccess) {
+                g->exec = NULL;
+                m->opt.use_graphs = 0;
+                LOG_ERROR("cuda: graph instantiate failed: %s", cudaGetErrorString(ce));
+                return -EIO;
+            }
+        }
+        CU_CHECK(cudaGraphLaunch(g->exec, s));
+        if (R > 0)
+            CU_CHECK(cudaMemcpyAsync(logits, m->logits, (size_t)R * m->V * 4,
+                                     cudaMemcpyDeviceToHost, s));
+    } else {
+        if ((rc = run_layers(e, T, N, R)))
+            return rc;
+        for (int r0 = 0; r0 < R; r0 += m->opt.max_logits) {
+            int n = R - r0 < m->opt.max_logits ? R - r0 : m->opt.max_logits;
+            if ((rc = run_lm_head(m, r0, n)))
+                return rc;
+            CU_CHECK(cudaMemcpyAsync(logits + (size_t)r0 * m->V, m->logits,
+                                     (size_t)n * m->V * 4, cudaMemcpyDeviceToHost, s));
+        }
+    }
+    CU_CHECK(cudaStreamSynchronize(s));
+    return 0;
+}

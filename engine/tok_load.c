@@ -1,0 +1,721 @@
+/* engine/tok_load.c: tokenizer.json loader (cJSON -> flat tables), lookups and
+ * per-thread scratch.
+ *
+ * Runs once at startup on the loading thread; the lookups (tok_vocab_find,
+ * tok_merge_find, accessors) are read-only and safe from any thread;
+ * tok_tls_get creates the calling thread's scratch on first use.
+ *
+ * Tables: the vocabulary is kept in raw-byte form (byte-level pieces decoded
+ * through the GPT-2 byte<->unicode map) so BPE works on bytes, never on the
+ * unicode alias strings. Merges are an open-addressing map (id_a, id_b) ->
+ * (rank, id_result), the same shape tiktoken uses.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/tok_internal.h"
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- hashing and the GPT-2 byte <-> unicode map ---- */
+
+uint64_t tok_hash(const uint8_t *s, size_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, s, 8);
+        h = (h ^ v) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t v = 0;
+    memcpy(&v, s, n);
+    h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
+    return h;
+}
+
+/* unicode code point (< 324) -> byte, or -1; built from bytes_to_unicode() */
+static int16_t u2b[324];
+static pthread_once_t u2b_once = PTHREAD_ONCE_INIT;
+static void u2b_build(void)
+{
+    for (int i = 0; i < 324; i++) u2b[i] = -1;
+    int n = 0;
+    for (int b = 0; b < 256; b++) {
+        bool direct = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+        if (direct) u2b[b] = (int16_t)b;
+        else u2b[256 + n++] = (int16_t)b;
+    }
+}
+
+/* Decode one UTF-8 code point (input is valid JSON-parsed UTF-8). */
+static uint32_t utf8_next(const unsigned char **p)
+{
+    const unsigned char *s = *p;
+    uint32_t c = s[0];
+    int k = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    if (k == 2) c = ((c & 0x1F) << 6) | (s[1] & 0x3F);
+    else if (k == 3) c = ((c & 0x0F) << 12) | ((s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+    else if (k == 4)
+        c = ((c & 0x07) << 18) | ((s[1] & 0x3F) << 12) | ((s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+    for (int i = 1; i < k; i++)
+        if (!s[i]) { k = i; break; }
+    *p = s + k;
+    return c;
+}
+
+/* Byte-level piece -> raw bytes into out (capacity >= strlen(piece)).
+ * Returns the byte count, or -1 when a char is outside the map (such a piece
+ * can never come out of BPE; decoding it follows the JS library: byte 0). */
+static int piece_to_bytes(const char *piece, uint8_t *out, bool *unmapped)
+{
+    const unsigned char *p = (const unsigned char *)piece;
+    int n = 0;
+    *unmapped = false;
+    while (*p) {
+        uint32_t c = utf8_next(&p);
+        if (c < 324 && u2b[c] >= 0) out[n++] = (uint8_t)u2b[c];
+        else { out[n++] = 0; *unmapped = true; }
+    }
+    return n;
+}
+
+/* ---- vocabulary map (raw bytes -> id) ---- */
+
+static const uint8_t *id_bytes(const struct tokenizer *t, int32_t id, size_t *n)
+{
+    *n = t->bytes_off[id + 1] - t->bytes_off[id];
+    return t->bytes + t->bytes_off[id];
+}
+
+int32_t tok_vocab_find(const struct tokenizer *t, const uint8_t *s, size_t n)
+{
+    uint32_t i = (uint32_t)tok_hash(s, n) & t->vmap_mask;
+    for (;;) {
+        int32_t id = t->vmap[i];
+        if (id < 0) return -1;
+        size_t m;
+        const uint8_t *b = id_bytes(t, id, &m);
+        if (m == n && !memcmp(b, s, n)) return id;
+        i = (i + 1) & t->vmap_mask;
+    }
+}
+
+/* Insert (or overwrite the entry with the same bytes). */
+static void vmap_put(struct tokenizer *t, const uint8_t *s, size_t n, int32_t id)
+{
+    uint32_t i = (uint32_t)tok_hash(s, n) & t->vmap_mask;
+    for (;;) {
+        int32_t cur = t->vmap[i];
+        if (cur < 0) { t->vmap[i] = id; return; }
+        size_t m;
+        const uint8_t *b = id_bytes(t, cur, &m);
+        if (m == n && !memcmp(b, s, n)) { t->vmap[i] = id; return; }
+        i = (i + 1) & t->vmap_mask;
+    }
+}
+
+static inline uint32_t mhash(uint64_t key, uint32_t mask)
+{
+    return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 40) & mask;
+}
+
+uint32_t tok_merge_find(const struct tokenizer *t, int32_t a, int32_t b, int32_t *res)
+{
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    uint32_t i = mhash(key, t->mmask);
+    for (;;) {
+        uint64_t k = t->mkey[i];
+        if (k == UINT64_MAX) return UINT32_MAX;
+        if (k == key) { *res = t->mres[i]; return t->mrank[i]; }
+        i = (i + 1) & t->mmask;
+    }
+}
+
+static void merge_put(struct tokenizer *t, int32_t a, int32_t b, uint32_t rank, int32_t res)
+{
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    uint32_t i = mhash(key, t->mmask);
+    while (t->mkey[i] != UINT64_MAX && t->mkey[i] != key) i = (i + 1) & t->mmask;
+    /* A repeated pair keeps the later rank, as the JS Map built from the list does. */
+    t->mkey[i] = key;
+    t->mrank[i] = rank;
+    t->mres[i] = res;
+}
+
+static uint32_t pow2_at_least(uint64_t n)
+{
+    uint32_t p = 1024;
+    while (p < n) p <<= 1;
+    return p;
+}
+
+/* ---- per-thread scratch ---- */
+
+static void tls_free(struct tok_tls *s)
+{
+    if (!s) return;
+    pcre2_match_data_free(s->md);
+    pcre2_match_context_free(s->mctx);
+    pcre2_jit_stack_free(s->jit);
+    free(s->cache);
+    free(s);
+}
+
+/* Thread exit: unlink this thread's scratch from its tokenizer and free it. */
+static void tls_destructor(void *p)
+{
+    struct tok_tls *s = p;
+    struct tokenizer *t = (struct tokenizer *)s->t;
+    pthread_mutex_lock(&t->tls_mu);
+    for (struct tok_tls **pp = &t->tls_list; *pp; pp = &(*pp)->next)
+        if (*pp == s) { *pp = s->next; break; }
+    pthread_mutex_unlock(&t->tls_mu);
+    tls_free(s);
+}
+
+struct tok_tls *tok_tls_get(const struct tokenizer *tc)
+{
+    struct tokenizer *t = (struct tokenizer *)tc; /* only the mutex-guarded list changes */
+    struct tok_tls *s = pthread_getspecific(t->key);
+    if (s) return s;
+    s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->t = t;
+    s->md = pcre2_match_data_create(4, NULL);
+    s->mctx = pcre2_match_context_create(NULL);
+    /* Long whitespace runs backtrack through (?!\S): give JIT room. */
+    s->jit = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
+    s->cache = calloc(TOK_CW_SLOTS, sizeof *s->cache);
+    if (!s->md || !s->mctx || !s->jit || !s->cache) { tls_free(s); return NULL; }
+    pcre2_jit_stack_assign(s->mctx, NULL, s->jit);
+    if (pthread_setspecific(t->key, s)) { tls_free(s); return NULL; }
+    pthread_mutex_lock(&t->tls_mu);
+    s->next = t->tls_list;
+    t->tls_list = s;
+    pthread_mutex_unlock(&t->tls_mu);
+    return s;
+}
+
+/* ---- JSON sections ---- */
+
+static bool json_true(const cJSON *o, const char *k)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+static const char *json_type(const cJSON *o)
+{
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(o, "type");
+    return cJSON_IsString(ty) ? ty->valuestring : NULL;
+}
+
+static bool str_nonempty(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) && v->valuestring[0];
+}
+
+static int load_pre(struct tokenizer *t, const cJSON *p, char *err, size_t errlen)
+{
+    if (!p || cJSON_IsNull(p)) return 0;
+    const char *ty = json_type(p);
+    if (!ty) { set_err(err, errlen, "tokenizer.json: pre_tokenizer without a type"); return -1; }
+    if (!strcmp(ty, "Sequence")) {
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
+        if (!cJSON_IsArray(arr)) {
+            set_err(err, errlen, "tokenizer.json: pre_tokenizer Sequence without pretokenizers");
+            return -1;
+        }
+        const cJSON *e;
+        cJSON_ArrayForEach(e, arr)
+            if (load_pre(t, e, err, errlen)) return -1;
+        return 0;
+    }
+    if (t->n_pre >= TOK_MAX_PRE) {
+        set_err(err, errlen, "tokenizer.json: more than %d pre-tokenizers", TOK_MAX_PRE);
+        return -1;
+    }
+    struct tok_pre *pr = &t->pre[t->n_pre];
+    memset(pr, 0, sizeof *pr);
+    if (!strcmp(ty, "ByteLevel")) {
+        pr->kind = TOK_PRE_BYTELEVEL;
+        pr->add_prefix_space = json_true(p, "add_prefix_space");
+        const cJSON *ur = cJSON_GetObjectItemCaseSensitive(p, "use_regex");
+        if (!ur || cJSON_IsTrue(ur)) {
+            pr->re = tok_regex_compile_gpt2(err, errlen);
+            if (!pr->re) return -1;
+        }
+        t->n_pre++;
+        return 0;
+    }
+    if (!strcmp(ty, "Split")) {
+        pr->kind = TOK_PRE_SPLIT;
+        pr->invert = json_true(p, "invert");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(p, "behavior");
+        const char *bs = cJSON_IsString(b) ? b->valuestring : "";
+        static const char *names[] = {"Isolated", "Removed", "MergedWithPrevious",
+                                      "MergedWithNext", "Contiguous"};
+        int bi = -1;
+        for (int i = 0; i < 5; i++)
+            if (!strcmp(bs, names[i])) bi = i;
+        if (bi < 0) {
+            set_err(err, errlen, "tokenizer.json: unsupported Split behavior '%s'", bs);
+            return -1;
+        }
+        pr->behavior = (enum tok_split_behavior)bi;
+        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
+        const cJSON *rx = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(pat, "String");
+        if (cJSON_IsString(rx)) pr->re = tok_regex_compile_onig(rx->valuestring, err, errlen);
+        else if (cJSON_IsString(st))
+            pr->re = tok_regex_compile_literal(st->valuestring, strlen(st->valuestring), err, errlen);
+        else {
+            set_err(err, errlen, "tokenizer.json: Split pattern is neither Regex nor String");
+            return -1;
+        }
+        if (!pr->re) return -1;
+        t->n_pre++;
+        return 0;
+    }
+    set_err(err, errlen, "tokenizer.json: unsupported pre_tokenizer type '%s'", ty);
+    return -1;
+}
+
+static int load_post(struct tokenizer *t, const cJSON *p, char *err, size_t errlen)
+{
+    if (!p || cJSON_IsNull(p)) return 0;
+    const char *ty = json_type(p);
+    if (!ty) { set_err(err, errlen, "tokenizer.json: post_processor without a type"); return -1; }
+    if (!strcmp(ty, "ByteLevel")) return 0; /* offsets only */
+    if (!strcmp(ty, "Sequence")) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(p, "processors"))
+            if (load_post(t, e, err, errlen)) return -1;
+        return 0;
+    }
+    if (strcmp(ty, "TemplateProcessing")) {
+        set_err(err, errlen, "tokenizer.json: unsupported post_processor type '%s'", ty);
+        return -1;
+    }
+    if (t->post_pre || t->post_suf) {
+        set_err(err, errlen, "tokenizer.json: more than one TemplateProcessing post_processor");
+        return -1;
+    }
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(p, "single");
+    int n = cJSON_GetArraySize(single);
+    t->post_pre = calloc((size_t)n + 1, sizeof(int32_t));
+    t->post_suf = calloc((size_t)n + 1, sizeof(int32_t));
+    if (!t->post_pre || !t->post_suf) { set_err(err, errlen, "out of memory"); return -1; }
+    bool seen_a = false;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, single) {
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "SpecialToken");
+        const cJSON *sq = cJSON_GetObjectItemCaseSensitive(it, "Sequence");
+        if (sq) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(sq, "id");
+            if (!cJSON_IsString(id) || strcmp(id->valuestring, "A") || seen_a) {
+                set_err(err, errlen, "tokenizer.json: TemplateProcessing single template "
+                                     "must hold sequence A once");
+                return -1;
+            }
+            seen_a = true;
+        } else if (sp) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(sp, "id");
+            int32_t tid = cJSON_IsString(id) ? tok_token_to_id(t, id->valuestring) : -1;
+            if (tid < 0) {
+                set_err(err, errlen, "tokenizer.json: TemplateProcessing special token '%s' "
+                                     "is not in the vocabulary",
+                        cJSON_IsString(id) ? id->valuestring : "?");
+                return -1;
+            }
+            if (seen_a) t->post_suf[t->n_post_suf++] = tid;
+            else t->post_pre[t->n_post_pre++] = tid;
+        } else {
+            set_err(err, errlen, "tokenizer.json: unsupported TemplateProcessing item");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int cmp_added_len(const void *a, const void *b)
+{
+    const struct tok_added *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? 1 : -1;
+    return 0;
+}
+
+/* Split "a b" (first space) or take ["a", "b"]. */
+static int merge_parts(const cJSON *m, const char **a, size_t *na, const char **b)
+{
+    if (cJSON_IsString(m)) {
+        const char *s = m->valuestring, *sp = strchr(s, ' ');
+        if (!sp) return -1;
+        *a = s;
+        *na = (size_t)(sp - s);
+        *b = sp + 1;
+        return 0;
+    }
+    if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2) {
+        const cJSON *x = cJSON_GetArrayItem(m, 0), *y = cJSON_GetArrayItem(m, 1);
+        if (!cJSON_IsString(x) || !cJSON_IsString(y)) return -1;
+        *a = x->valuestring;
+        *na = strlen(x->valuestring);
+        *b = y->valuestring;
+        return 0;
+    }
+    return -1;
+}
+
+static int load_model(struct tokenizer *t, const cJSON *m, char *err, size_t errlen)
+{
+    const char *ty = json_type(m);
+    if (!m || (ty && strcmp(ty, "BPE"))) {
+        set_err(err, errlen, "tokenizer.json: unsupported model type '%s' (only BPE)",
+                ty ? ty : "missing");
+        return -1;
+    }
+    const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(m, "dropout");
+    if (dropout && !cJSON_IsNull(dropout)) {
+        set_err(err, errlen, "tokenizer.json: unsupported BPE dropout");
+        return -1;
+    }
+    if (json_true(m, "byte_fallback")) {
+        set_err(err, errlen, "tokenizer.json: unsupported BPE byte_fallback");
+        return -1;
+    }
+    if (str_nonempty(m, "continuing_subword_prefix")) {
+        set_err(err, errlen, "tokenizer.json: unsupported BPE continuing_subword_prefix");
+        return -1;
+    }
+    if (str_nonempty(m, "end_of_word_suffix")) {
+        set_err(err, errlen, "tokenizer.json: unsupported BPE end_of_word_suffix");
+        return -1;
+    }
+    t->ignore_merges = json_true(m, "ignore_merges");
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(m, "vocab");
+    if (!cJSON_IsObject(vocab)) { set_err(err, errlen, "tokenizer.json: model.vocab missing"); return -1; }
+    return 0;
+}
+
+/* ---- tok_load_json ---- */
+
+struct tokenizer *tok_load_json(const char *json, size_t len, char *err, size_t errlen)
+{
+    pthread_once(&u2b_once, u2b_build);
+    struct tokenizer *t = calloc(1, sizeof *t);
+    cJSON *root = NULL;
+    uint8_t *scratch = NULL;
+    if (!t) { set_err(err, errlen, "out of memory"); return NULL; }
+    t->unk_id = -1;
+    pthread_mutex_init(&t->tls_mu, NULL);
+    if (pthread_key_create(&t->key, tls_destructor)) {
+        set_err(err, errlen, "pthread_key_create failed");
+        pthread_mutex_destroy(&t->tls_mu);
+        free(t);
+        return NULL;
+    }
+    root = cJSON_ParseWithLength(json, len);
+    if (!root || !cJSON_IsObject(root)) {
+        set_err(err, errlen, "tokenizer.json: invalid JSON");
+        goto fail;
+    }
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
+    if (norm && !cJSON_IsNull(norm)) {
+        const char *ty = json_type(norm);
+        set_err(err, errlen, "tokenizer.json: unsupported normalizer '%s' (only null)",
+                ty ? ty : "?");
+        goto fail;
+    }
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (load_model(t, model, err, errlen)) goto fail;
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+
+    /* Pass 1: sizes. */
+    int64_t max_id = -1;
+    size_t blob = 0;
+    int nv = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, vocab) {
+        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 16777216.0) {
+            set_err(err, errlen, "tokenizer.json: bad vocab id for '%s'", e->string);
+            goto fail;
+        }
+        if (e->valueint > max_id) max_id = e->valueint;
+        blob += strlen(e->string) + 1;
+        nv++;
+    }
+    cJSON_ArrayForEach(e, added) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
+        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 16777216.0 ||
+            !cJSON_IsString(c) || !c->valuestring[0]) {
+            set_err(err, errlen, "tokenizer.json: bad added_tokens entry");
+            goto fail;
+        }
+        if (id->valueint > max_id) max_id = id->valueint;
+        t->n_added++;
+    }
+    t->n_ids = (int32_t)(max_id + 1);
+    size_t n = (size_t)t->n_ids;
+    t->piece = calloc(n, sizeof *t->piece);
+    t->flags = calloc(n, 1);
+    t->bytes_off = calloc(n + 1, sizeof *t->bytes_off);
+    t->piece_blob = malloc(blob + 1);
+    t->bytes = malloc(blob + 1); /* raw bytes never outnumber the UTF-8 chars */
+    t->added = calloc((size_t)t->n_added + 1, sizeof *t->added);
+    t->vmap_mask = pow2_at_least((uint64_t)nv * 2 + (uint64_t)t->n_added * 2) - 1;
+    t->vmap = malloc(((size_t)t->vmap_mask + 1) * sizeof *t->vmap);
+    if (!t->piece || !t->flags || !t->bytes_off || !t->piece_blob || !t->bytes || !t->added ||
+        !t->vmap) {
+        set_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    memset(t->vmap, 0xff, ((size_t)t->vmap_mask + 1) * sizeof *t->vmap);
+
+    /* Pass 2: vocab strings, then added tokens overriding the id's piece
+     * (the JS library sets vocab[id] = content). */
+    size_t bo = 0;
+    cJSON_ArrayForEach(e, vocab) {
+        size_t l = strlen(e->string);
+        int32_t id = e->valueint;
+        if (t->piece[id]) {
+            set_err(err, errlen, "tokenizer.json: vocab id %d used twice", id);
+            goto fail;
+        }
+        memcpy(t->piece_blob + bo, e->string, l + 1);
+        t->piece[id] = t->piece_blob + bo;
+        bo += l + 1;
+    }
+    int ai = 0;
+    cJSON_ArrayForEach(e, added) {
+        struct tok_added *a = &t->added[ai++];
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
+        a->id = cJSON_GetObjectItemCaseSensitive(e, "id")->valueint;
+        a->len = strlen(c->valuestring);
+        a->content = strdup(c->valuestring);
+        if (!a->content) { set_err(err, errlen, "out of memory"); goto fail; }
+        a->special = json_true(e, "special");
+        a->lstrip = json_true(e, "lstrip");
+        a->rstrip = json_true(e, "rstrip");
+        a->single_word = json_true(e, "single_word");
+        const cJSON *nz = cJSON_GetObjectItemCaseSensitive(e, "normalized");
+        a->normalized = nz ? cJSON_IsTrue(nz) : !a->special;
+        t->piece[a->id] = a->content;
+        t->flags[a->id] |= TOK_F_ADDED | (a->special ? TOK_F_SPECIAL : 0);
+        t->added_first[(uint8_t)a->content[0]] = 1;
+    }
+    /* Raw bytes per id: byte-level decode for vocab pieces, content as-is
+     * for added tokens (the decoder emits those verbatim). */
+    uint32_t off = 0;
+    for (size_t id = 0; id < n; id++) {
+        t->bytes_off[id] = off;
+        if (!t->piece[id]) continue;
+        if (t->flags[id] & TOK_F_ADDED) {
+            size_t l = strlen(t->piece[id]);
+            /* added content may be longer than the blob budget: grow */
+            uint8_t *nb = realloc(t->bytes, blob + 1 + l);
+            if (!nb) { set_err(err, errlen, "out of memory"); goto fail; }
+            t->bytes = nb;
+            blob += l;
+            memcpy(t->bytes + off, t->piece[id], l);
+            off += (uint32_t)l;
+        } else {
+            bool unmapped;
+            off += (uint32_t)piece_to_bytes(t->piece[id], t->bytes + off, &unmapped);
+        }
+    }
+    t->bytes_off[n] = off;
+    for (size_t id = 0; id < n; id++) {
+        if (!t->piece[id] || (t->flags[id] & TOK_F_ADDED)) continue;
+        size_t l;
+        const uint8_t *b = id_bytes(t, (int32_t)id, &l);
+        vmap_put(t, b, l, (int32_t)id);
+    }
+    for (int b = 0; b < 256; b++) {
+        uint8_t c = (uint8_t)b;
+        t->byte_id[b] = tok_vocab_find(t, &c, 1);
+    }
+    const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+    if (cJSON_IsString(unk)) t->unk_id = tok_token_to_id(t, unk->valuestring);
+
+    /* Merges -> (id_a, id_b) -> (rank, id_ab). */
+    int nm = cJSON_GetArraySize(merges);
+    t->mmask = pow2_at_least((uint64_t)nm * 2 + 2) - 1;
+    size_t ms = (size_t)t->mmask + 1;
+    t->mkey = malloc(ms * sizeof *t->mkey);
+    t->mrank = malloc(ms * sizeof *t->mrank);
+    t->mres = malloc(ms * sizeof *t->mres);
+    scratch = malloc(4096);
+    if (!t->mkey || !t->mrank || !t->mres || !scratch) { set_err(err, errlen, "out of memory"); goto fail; }
+    memset(t->mkey, 0xff, ms * sizeof *t->mkey);
+    uint32_t rank = 0;
+    cJSON_ArrayForEach(e, merges) {
+        const char *a, *b;
+        size_t na;
+        if (merge_parts(e, &a, &na, &b)) {
+            set_err(err, errlen, "tokenizer.json: merge %u is not \"a b\" or [a, b]", rank);
+            goto fail;
+        }
+        size_t nb = strlen(b);
+        if (na + nb + 1 > 4096) {
+            set_err(err, errlen, "tokenizer.json: merge %u too long", rank);
+            goto fail;
+        }
+        /* byte-decode "a" and "b" (NUL-terminated copies) */
+        char *ca = (char *)scratch + 2048;
+        memcpy(ca, a, na);
+        ca[na] = 0;
+        bool u1, u2;
+        int la = piece_to_bytes(ca, scratch, &u1);
+        int lb = piece_to_bytes(b, scratch + la, &u2);
+        int32_t ia = u1 ? -1 : tok_vocab_find(t, scratch, (size_t)la);
+        int32_t ib = u2 ? -1 : tok_vocab_find(t, scratch + la, (size_t)lb);
+        int32_t iab = (u1 || u2) ? -1 : tok_vocab_find(t, scratch, (size_t)(la + lb));
+        if (ia < 0 || ib < 0 || iab < 0) {
+            set_err(err, errlen, "tokenizer.json: merge %u ('%.*s' '%s') uses a token not in "
+                                 "the vocabulary", rank, (int)na, a, b);
+            goto fail;
+        }
+        merge_put(t, ia, ib, rank, iab);
+        rank++;
+    }
+    qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added_len);
+
+    if (load_pre(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, errlen)) goto fail;
+    if (load_post(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), err, errlen)) goto fail;
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
+    const char *dty = json_type(dec);
+    if (!dty || strcmp(dty, "ByteLevel")) {
+        set_err(err, errlen, "tokenizer.json: unsupported decoder '%s' (only ByteLevel)",
+                dty ? dty : "null");
+        goto fail;
+    }
+    free(scratch);
+    cJSON_Delete(root);
+    return t;
+fail:
+    free(scratch);
+    cJSON_Delete(root);
+    tok_free(t);
+    return NULL;
+}
+
+struct tokenizer *tok_load(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t cap = 0, len = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : (1u << 22);
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                set_err(err, errlen, "%s: out of memory", path);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + len, 1, cap - len, f);
+        len += r;
+        if (r == 0) break;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        set_err(err, errlen, "%s: read error", path);
+        return NULL;
+    }
+    char e2[400] = "";
+    struct tokenizer *t = tok_load_json(buf, len, e2, sizeof e2);
+    free(buf);
+    if (!t) set_err(err, errlen, "%s: %s", path, e2);
+    return t;
+}
+
+void tok_free(struct tokenizer *t)
+{
+    if (!t) return;
+    pthread_key_delete(t->key);
+    for (struct tok_tls *s = t->tls_list, *nx; s; s = nx) {
+        nx = s->next;
+        tls_free(s);
+    }
+    pthread_mutex_destroy(&t->tls_mu);
+    for (int i = 0; i < t->n_pre; i++) pcre2_code_free(t->pre[i].re);
+    for (int i = 0; i < t->n_added; i++) free(t->added[i].content);
+    free(t->added);
+    free(t->piece);
+    free(t->piece_blob);
+    free(t->bytes);
+    free(t->bytes_off);
+    free(t->flags);
+    free(t->vmap);
+    free(t->mkey);
+    free(t->mrank);
+    free(t->mres);
+    free(t->post_pre);
+    free(t->post_suf);
+    free(t);
+}
+
+/* ---- accessors ---- */
+
+int tok_vocab_size(const struct tokenizer *t) { return t->n_ids; }
+
+const char *tok_id_to_piece(const struct tokenizer *t, int32_t id)
+{
+    return (id >= 0 && id < t->n_ids) ? t->piece[id] : NULL;
+}
+
+bool tok_is_special(const struct tokenizer *t, int32_t id)
+{
+    return id >= 0 && id < t->n_ids && (t->flags[id] & TOK_F_SPECIAL);
+}
+
+bool tok_is_added(const struct tokenizer *t, int32_t id)
+{
+    return id >= 0 && id < t->n_ids && (t->flags[id] & TOK_F_ADDED);
+}
+
+int32_t tok_token_to_id(const struct tokenizer *t, const char *piece)
+{
+    for (int i = 0; i < t->n_added; i++)
+        if (!strcmp(t->added[i].content, piece)) return t->added[i].id;
+    size_t l = strlen(piece);
+    uint8_t stackbuf[256];
+    uint8_t *tmp = l < sizeof stackbuf ? stackbuf : malloc(l + 1);
+    if (!tmp) return -1;
+    bool unm;
+    int bl = piece_to_bytes(piece, tmp, &unm);
+    int32_t id = unm ? -1 : tok_vocab_find(t, tmp, (size_t)bl);
+    if (tmp != stackbuf) free(tmp);
+    if (id >= 0 && strcmp(t->piece[id], piece)) id = -1;
+    return id;
+}

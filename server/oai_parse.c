@@ -451,7 +451,15 @@ void oai_limits_init(struct oai_limits *l)
 
 static cJSON *parse_root(const char *body, size_t len, struct srv_error *e)
 {
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    /* nothing but whitespace may follow the value */
+    for (const char *p = end; root && p && p < body + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(root);
+            root = NULL;
+        }
+    }
     if (!root) {
         srv_err_set(e, SRV_EJSON, NULL, "We could not parse the JSON body of your request: invalid JSON");
         return NULL;

@@ -150,3 +150,21 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(B)/server/main.c.d
+
+# --- fuzzing (libFuzzer, clang, ASan+UBSan): `make fuzz` builds every
+# tests/fuzz/fuzz_<name>.c against the MODE=fuzz library (CPU only) into
+# build/fuzz and runs each for FUZZ_SECONDS from tests/fuzz/corpus_<name>
+# (tools/run-fuzz.sh). Not part of `make test`.
+FUZZ_BUILD ?= build/fuzz
+FUZZ_SECONDS ?= 20
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(B)/%,$(FUZZ_SRCS))
+.PHONY: fuzz-build
+.SECONDARY: $(FUZZ_SRCS:%=$(B)/%.o)
+$(B)/fuzz_%: $(B)/tests/fuzz/fuzz_%.c.o $(LIB)
+	$(CC) -o $@ $^ -fsanitize=fuzzer $(LDLIBS)
+fuzz-build: $(FUZZ_BINS)
+-include $(FUZZ_SRCS:%=$(B)/%.d)
+fuzz:
+	@$(MAKE) --no-print-directory MODE=fuzz CUDA=0 BUILD=$(FUZZ_BUILD) fuzz-build
+	@bash tools/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)

@@ -371,7 +371,7 @@ int cfg_parse_json(struct cfg_model *out, const char *json, size_t len, char *er
     struct cfg_model *c = out;
     memset(c, 0, sizeof *c);
     c->gen_temperature = c->gen_top_p = c->gen_repetition_penalty = NAN;
-    c->gen_top_k = c->gen_max_new_tokens = -1;
+    c->gen_top_k = c->gen_max_new_tokens = c->gen_do_sample = -1;
     if (err && errlen) err[0] = 0;
 
     cJSON *root = cJSON_ParseWithLength(json, len);
@@ -528,6 +528,14 @@ int cfg_parse_generation(struct cfg_model *c, const char *json, size_t len, char
     if (get_double(root, "repetition_penalty", NAN, &tmp.gen_repetition_penalty, err, errlen)) goto done;
     if (get_int(root, "top_k", -1, 0, INT32_MAX, &tmp.gen_top_k, err, errlen)) goto done;
     if (get_int(root, "max_new_tokens", -1, 0, INT32_MAX, &tmp.gen_max_new_tokens, err, errlen)) goto done;
+    {
+        const cJSON *ds = cJSON_GetObjectItemCaseSensitive(root, "do_sample");
+        if (ds && !cJSON_IsNull(ds)) {
+            bool b;
+            if (get_bool(root, "do_sample", false, &b, err, errlen)) goto done;
+            tmp.gen_do_sample = b;
+        }
+    }
     if (!isnan(tmp.gen_temperature) && tmp.gen_temperature < 0) {
         fail(err, errlen, "temperature: must be >= 0, got %g", tmp.gen_temperature);
         goto done;

@@ -86,6 +86,7 @@ struct cfg_model {
     int gen_top_k;
     double gen_repetition_penalty;
     int gen_max_new_tokens;
+    int gen_do_sample;            /* generation_config do_sample: -1 absent, 0 or 1 */
 };
 
 /* Derived sizes, all in elements. */
@@ -93,15 +94,26 @@ static inline int cfg_gdn_key_dim(const struct cfg_model *c)   { return c->linea
 static inline int cfg_gdn_value_dim(const struct cfg_model *c) { return c->linear_num_value_heads * c->linear_value_head_dim; }
 static inline int cfg_gdn_conv_dim(const struct cfg_model *c)  { return 2 * cfg_gdn_key_dim(c) + cfg_gdn_value_dim(c); }
 
-/* Parse a config.json text. On failure returns -1 and writes a one-line,
- * human-readable reason (naming the field) into err. */
+/* Parse a config.json text of len bytes (need not be NUL-terminated). out is
+ * overwritten entirely. Absent fields take transformers' OlmoHybridConfig
+ * defaults (sizes of the 7B model; tie_word_embeddings false; eos 100257;
+ * pad 100277; no bos; linear_allow_neg_eigval true; layer_types, linear dims,
+ * kv heads and head_dim as in MODEL.md); absent rope -> RoPE theta 10000,
+ * rope_theta null -> NoPE. gen_* fields are reset to "absent". model_type must
+ * be "olmo_hybrid". Returns 0, or -1 with a one-line reason naming the field
+ * in err (wrong type, non-integral, out of range, inconsistent). Any thread;
+ * no global state besides cJSON's error pointer (call at startup). */
 int cfg_parse_json(struct cfg_model *out, const char *json, size_t len, char *err, size_t errlen);
 
-/* Merge a generation_config.json text into an already-parsed config (eos ids
- * are unioned; sampling defaults recorded). Returns 0 or -1 with err. */
+/* Merge a generation_config.json text into an already-parsed config: eos ids
+ * (int or list) are unioned into eos_ids; temperature, top_p, top_k,
+ * repetition_penalty, max_new_tokens, do_sample recorded; bos/pad filled only
+ * where config.json had none. Returns 0, or -1 with err and c unchanged. */
 int cfg_parse_generation(struct cfg_model *c, const char *json, size_t len, char *err, size_t errlen);
 
-/* Load DIR/config.json and, when present, DIR/generation_config.json. */
+/* Load DIR/config.json and, when present, DIR/generation_config.json (a bad
+ * generation_config.json is an error too). Errors are prefixed by the file's
+ * path. Returns 0 or -1. Main thread, at startup. */
 int cfg_load_dir(struct cfg_model *out, const char *dir, char *err, size_t errlen);
 
 /* The yarn attention (mscale) factor on cos/sin as transformers resolves it

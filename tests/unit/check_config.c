@@ -76,6 +76,7 @@ START_TEST(test_7b)
     ck_assert_int_eq(c.max_position_embeddings, 65536);
     ck_assert(isnan(c.gen_temperature));
     ck_assert_int_eq(c.gen_top_k, -1);
+    ck_assert_int_eq(c.gen_do_sample, -1);
     char d[256];
     cfg_rope_describe(&c, d, sizeof d);
     ck_assert_msg(strstr(d, "NoPE") != NULL, "%s", d);
@@ -393,6 +394,7 @@ START_TEST(test_generation)
     ck_assert_int_eq(c.gen_top_k, 50);
     ck_assert_double_eq(c.gen_repetition_penalty, 1.1);
     ck_assert_int_eq(c.gen_max_new_tokens, 512);
+    ck_assert_int_eq(c.gen_do_sample, 1);
     /* int eos, unioned */
     ck_assert_int_eq(cfg_parse_generation(&c, "{\"eos_token_id\":5}", 18, err, sizeof err), 0);
     ck_assert_int_eq(c.num_eos, 3);
@@ -405,10 +407,10 @@ START_TEST(test_generation_bad)
     static const char *bad[] = {
         "{\"temperature\":\"hot\"}", "{\"top_k\":1.5}",          "{\"top_p\":2}",
         "{\"eos_token_id\":{}}",     "{\"max_new_tokens\":-1}",  "{\"repetition_penalty\":0}",
-        "nope",                      "[]",
+        "{\"do_sample\":\"yes\"}", "nope",                      "[]",
     };
     static const char *want[] = { "temperature", "top_k", "top_p", "eos_token_id", "max_new_tokens",
-                                  "repetition_penalty", "JSON", "object" };
+                                  "repetition_penalty", "do_sample", "JSON", "object" };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         struct cfg_model c;
         load_fixture(&c, "missing_rope.json");

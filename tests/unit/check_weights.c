@@ -5,6 +5,7 @@
  * tests/unit/util_st_writer.c.
  */
 #include <check.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,6 +418,49 @@ START_TEST(test_config_mismatch)
 }
 END_TEST
 
+/* Every HF-written checkpoint committed under tests/fixtures/models (made by
+ * tools/make_fixtures.py with transformers) and the bundled default model must
+ * load: the real-world check of the name variants. */
+static int load_model_dir(const char *dir)
+{
+    char err[1024];
+    struct cfg_model c;
+    ck_assert_msg(cfg_load_dir(&c, dir, err, sizeof err) == 0, "%s", err);
+    struct eng_weights w;
+    ck_assert_msg(eng_weights_load(&w, &c, dir, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(w.num_layers, c.num_hidden_layers);
+    if (c.tie_word_embeddings) ck_assert(w.lm_head.data == w.embed.data);
+    eng_weights_free(&w);
+    return 1;
+}
+
+START_TEST(test_committed_fixtures)
+{
+    int n = 0;
+    DIR *d = opendir("tests/fixtures/models");
+    if (d) {
+        struct dirent *de;
+        char path[512];
+        while ((de = readdir(d))) {
+            if (de->d_name[0] == '.') continue;
+            snprintf(path, sizeof path, "tests/fixtures/models/%s/config.json", de->d_name);
+            FILE *f = fopen(path, "r");
+            if (!f) continue;
+            fclose(f);
+            snprintf(path, sizeof path, "tests/fixtures/models/%s", de->d_name);
+            n += load_model_dir(path);
+        }
+        closedir(d);
+    }
+    FILE *f = fopen("models/olmo-hybrid-tiny/config.json", "r");
+    if (f) {
+        fclose(f);
+        n += load_model_dir("models/olmo-hybrid-tiny");
+    }
+    fprintf(stderr, "weights: %d committed model(s) loaded\n", n);
+}
+END_TEST
+
 Suite *weights_suite(void)
 {
     Suite *s = suite_create("weights");
@@ -429,6 +473,7 @@ Suite *weights_suite(void)
     tcase_add_test(tc, test_untied_missing_head);
     tcase_add_test(tc, test_sharded);
     tcase_add_test(tc, test_inv_freq_ignored);
+    tcase_add_test(tc, test_committed_fixtures);
     suite_add_tcase(s, tc);
     tc = tcase_create("bad");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -199,6 +199,65 @@ START_TEST(test_missing_rope)
 }
 END_TEST
 
+START_TEST(test_rope_precedence)
+{
+    struct cfg_model c;
+    char err[256];
+    /* what convert_olmo_hybrid_weights_to_hf writes for a NoPE model:
+     * rope_parameters null and rope_theta null -> NoPE */
+    ck_assert_int_eq(parse_str(&c, "{\"model_type\":\"olmo_hybrid\",\"rope_parameters\":null,\"rope_theta\":null}", err,
+                               sizeof err),
+                     0);
+    ck_assert_int_eq(c.rope.mode, CFG_ROPE_NONE);
+    ck_assert_str_eq(c.rope.source, "rope_theta");
+    /* a dict without rope_theta takes the legacy top-level one */
+    ck_assert_int_eq(parse_str(&c,
+                               "{\"model_type\":\"olmo_hybrid\",\"rope_parameters\":{\"rope_type\":\"linear\","
+                               "\"factor\":2},\"rope_theta\":250000}",
+                               err, sizeof err),
+                     0);
+    ck_assert_int_eq(c.rope.mode, CFG_ROPE_LINEAR);
+    ck_assert_double_eq(c.rope.theta, 250000);
+    /* ... and 10000 when there is none anywhere */
+    ck_assert_int_eq(parse_str(&c, "{\"model_type\":\"olmo_hybrid\",\"rope_parameters\":{\"rope_type\":\"default\"}}",
+                               err, sizeof err),
+                     0);
+    ck_assert_double_eq(c.rope.theta, 10000);
+    ck_assert_str_eq(c.rope.source, "default");
+    /* rope_parameters wins over legacy rope_scaling and rope_theta */
+    ck_assert_int_eq(parse_str(&c,
+                               "{\"model_type\":\"olmo_hybrid\",\"rope_parameters\":{\"rope_theta\":1000},"
+                               "\"rope_scaling\":{\"type\":\"linear\",\"factor\":4},\"rope_theta\":5}",
+                               err, sizeof err),
+                     0);
+    ck_assert_int_eq(c.rope.mode, CFG_ROPE_DEFAULT);
+    ck_assert_double_eq(c.rope.theta, 1000);
+    /* NoPE ignores the rest of the dict (even an unknown rope_type) */
+    ck_assert_int_eq(parse_str(&c,
+                               "{\"model_type\":\"olmo_hybrid\",\"rope_parameters\":{\"rope_theta\":null,"
+                               "\"rope_type\":\"default\"}}",
+                               err, sizeof err),
+                     0);
+    ck_assert_int_eq(c.rope.mode, CFG_ROPE_NONE);
+    /* yarn with mscale / mscale_all_dim (DeepSeek style) */
+    ck_assert_int_eq(parse_str(&c,
+                               "{\"model_type\":\"olmo_hybrid\",\"rope_parameters\":{\"rope_theta\":1e4,"
+                               "\"rope_type\":\"yarn\",\"factor\":4,\"mscale\":0.707,\"mscale_all_dim\":0.707,"
+                               "\"truncate\":false}}",
+                               err, sizeof err),
+                     0);
+    ck_assert_double_eq_tol(cfg_rope_attention_factor(&c), 1.0, 1e-12);
+    ck_assert(!c.rope.truncate);
+    ck_assert_int_eq(parse_str(&c,
+                               "{\"model_type\":\"olmo_hybrid\",\"rope_parameters\":{\"rope_theta\":1e4,"
+                               "\"rope_type\":\"yarn\",\"factor\":4,\"attention_factor\":1.5}}",
+                               err, sizeof err),
+                     0);
+    ck_assert_double_eq(cfg_rope_attention_factor(&c), 1.5);
+    ck_assert(c.rope.truncate);
+}
+END_TEST
+
 START_TEST(test_rope_yarn)
 {
     struct cfg_model c;
@@ -457,6 +516,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_default_layer_types_small);
     tcase_add_test(tc, test_legacy_rope_theta);
     tcase_add_test(tc, test_missing_rope);
+    tcase_add_test(tc, test_rope_precedence);
     tcase_add_test(tc, test_rope_yarn);
     tcase_add_test(tc, test_rope_llama3_linear_dynamic);
     tcase_add_test(tc, test_eos_forms);

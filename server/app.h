@@ -42,6 +42,7 @@ struct srv_app {
     int64_t start_time;               /* unix seconds (the models' "created") */
     atomic_int state;                 /* enum srv_state */
     atomic_long inflight;             /* generation requests between submit and response */
+    atomic_long open_gen;             /* generation requests whose connection is not done */
 };
 
 static inline enum srv_state srv_app_state(const struct srv_app *a)

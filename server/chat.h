@@ -2,7 +2,7 @@
  * template (engine/chat_template.h), for /v1/chat/completions, /tokenize and
  * the offline CLI.
  *
- * defines: chat_render
+ * defines: chat_load, chat_free, chat_render
  *
  * Threads: any HTTP thread (the template is read-only after loading).
  */
@@ -17,6 +17,13 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Load the model directory's chat template (override_path: a template file
+ * given by --chat-template, or NULL). *out = NULL is not an error when this
+ * build has no template engine (chat requests then get a clear 400). Returns
+ * 0 or -1 with err. Main thread. */
+int chat_load(struct tmpl **out, const char *model_dir, const char *override_path, char *err, size_t errlen);
+void chat_free(struct tmpl *t);
 
 /* Render messages_json (oai_parse's normalized array) with tools_json (NULL =
  * none) and chat_template_kwargs (NULL = none). *out: malloc'd prompt text.

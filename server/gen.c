@@ -24,7 +24,6 @@
 #include "server/chat.h"
 #include "server/gen.h"
 #include "server/http.h"
-#include "server/metrics.h"
 #include "server/oai_parse.h"
 #include "server/oai_response.h"
 
@@ -56,6 +55,7 @@ struct gen_req {
     int error;                        /* first engine error (negative errno) */
     char error_msg[160];
     bool logged;
+    int64_t start_ns;                 /* request arrival (for the log line) */
 };
 
 /* --- helpers ------------------------------------------------------------- */
@@ -115,7 +115,7 @@ static int out_event(struct gen_req *g, char *json)
 
 static double ms(int64_t a, int64_t b) { return (a && b && b >= a) ? (double)(b - a) / 1e6 : -1; }
 
-/* One log line per finished request, and the latency histograms. */
+/* One log line per finished request. */
 static void log_finished(struct gen_req *g, int status)
 {
     if (g->logged) return;
@@ -127,27 +127,13 @@ static void log_finished(struct gen_req *g, int status)
         const char *f = oai_finish_reason(g->res.groups[0].choices[0].finish);
         if (f) finish = f;
     }
-    for (int i = 0; i < g->num_groups; i++) {
-        const struct sched_timing *ti = &g->groups[i].timing;
-        if (!ti->arrival_ns) continue;
-        if (ti->first_scheduled_ns) metrics_observe_queue_time((double)(ti->first_scheduled_ns - ti->arrival_ns) / 1e9);
-        if (ti->first_token_ns) metrics_observe_ttft((double)(ti->first_token_ns - ti->arrival_ns) / 1e9);
-        if (ti->finish_ns) metrics_observe_e2e((double)(ti->finish_ns - ti->arrival_ns) / 1e9);
-        /* Inter-token latency: the mean gap of each choice, once per gap
-         * (the outbox gives first and last token times, not every one). */
-        for (int c = 0; g->res.groups && c < g->n; c++) {
-            int nt = g->res.groups[i].choices[c].num_tokens;
-            if (nt > 1 && ti->last_token_ns > ti->first_token_ns) {
-                double gap = (double)(ti->last_token_ns - ti->first_token_ns) / 1e9 / (nt - 1);
-                for (int k = 0; k < nt - 1 && k < 4096; k++) metrics_observe_itl(gap);
-            }
-        }
-    }
+    /* Latency histograms are pushed by the scheduler's step loop (the one
+     * place that sees every token's time), not here. */
     if (g->app->args->disable_log_requests) return;
     LOG_INFO("request %s finished: status=%d prompt_tokens=%d completion_tokens=%d queue_ms=%.1f "
              "ttft_ms=%.1f total_ms=%.1f finish=%s%s",
              g->id, status, g->prompt_tokens, g->completion_tokens, ms(t.arrival_ns, t.first_scheduled_ns),
-             ms(t.arrival_ns, t.first_token_ns), (double)(srv_now_ns() - g->h->start_ns) / 1e6, finish,
+             ms(t.arrival_ns, t.first_token_ns), (double)(srv_now_ns() - g->start_ns) / 1e6, finish,
              g->req.stream ? " stream" : "");
 }
 
@@ -483,7 +469,7 @@ static int submit_all(struct gen_req *g, struct srv_error *e)
         p.prompt_logprobs = q->echo && q->logprobs >= 0 ? q->logprobs : q->prompt_logprobs;
         G->sr = sched_request_create(&p);
         if (!G->sr) return srv_err_set(e, SRV_ENOMEM, NULL, "out of memory");
-        sched_request_set_notify(G->sr, on_notify, g->h);
+        if (g->h) sched_request_set_notify(G->sr, on_notify, g->h);
         char msg[256] = "";
         int rc = sched_submit(app->sched, G->sr, msg, sizeof msg);
         if (rc) {
@@ -498,49 +484,92 @@ static int submit_all(struct gen_req *g, struct srv_error *e)
     return 0;
 }
 
-enum MHD_Result gen_start(struct http_req *h, enum oai_kind kind)
+/* Parse, check, render, tokenize and submit. h may be NULL (offline). */
+static struct gen_req *gen_prepare(struct srv_app *app, struct http_req *h, enum oai_kind kind, const char *body,
+                                   size_t len, struct srv_error *e)
 {
-    struct srv_app *app = h->app;
-    struct srv_error e;
     enum srv_state st = srv_app_state(app);
     if (st != SRV_SERVING) {
-        srv_err_set(&e, SRV_EUNAVAIL, NULL, st == SRV_LOADING ? "The model is still loading" : "The server is shutting down");
-        return http_reply_error(h, &e);
+        srv_err_set(e, SRV_EUNAVAIL, NULL, st == SRV_LOADING ? "The model is still loading" : "The server is shutting down");
+        return NULL;
     }
     struct gen_req *g = calloc(1, sizeof *g);
-    if (!g) return MHD_NO;
+    if (!g) {
+        srv_err_set(e, SRV_ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
     g->h = h;
     g->app = app;
+    g->start_ns = h ? h->start_ns : srv_now_ns();
     struct oai_limits lim;
     oai_limits_init(&lim);
     lim.max_logprobs = app->args->max_logprobs < SAMP_MAX_LOGPROBS ? app->args->max_logprobs : SAMP_MAX_LOGPROBS;
     lim.vocab_size = app->vocab_size;
-    int rc = oai_parse(kind, h->body, h->len, &lim, &g->req, &e);
+    int rc = oai_parse(kind, body, len, &lim, &g->req, e);
     if (rc) goto fail;
     if (g->req.model && strcmp(g->req.model, app->args->served_model_name)) {
-        srv_err_set(&e, SRV_ENOMODEL, "model", "The model `%s` does not exist.", g->req.model);
+        srv_err_set(e, SRV_ENOMODEL, "model", "The model `%s` does not exist.", g->req.model);
         goto fail;
     }
     g->n = g->req.n;
     oai_make_id(g->id, sizeof g->id, kind == OAI_CHAT ? "chatcmpl-" : "cmpl-");
     g->ctx = (struct oai_resp_ctx){app->tok, g->id, (int64_t)time(NULL), app->args->served_model_name,
                                    (const char *const *)g->req.stop, g->req.num_stop};
-    if ((rc = build_prompts(g, &e))) goto fail;
+    if ((rc = build_prompts(g, e))) goto fail;
     g->text_off = calloc((size_t)(g->num_groups * g->n), sizeof(int));
-    if (!g->text_off) { srv_err_set(&e, SRV_ENOMEM, NULL, "out of memory"); goto fail; }
+    if (!g->text_off) { srv_err_set(e, SRV_ENOMEM, NULL, "out of memory"); goto fail; }
     atomic_fetch_add(&app->inflight, 1);
-    if ((rc = submit_all(g, &e))) {
+    if ((rc = submit_all(g, e))) {
         atomic_fetch_sub(&app->inflight, 1);
         cancel_all(g);
         goto fail;
     }
+    return g;
+fail:
+    gen_free(g);
+    return NULL;
+}
+
+enum MHD_Result gen_start(struct http_req *h, enum oai_kind kind)
+{
+    struct srv_error e;
+    struct gen_req *g = gen_prepare(h->app, h, kind, h->body, h->len, &e);
+    if (!g) return http_reply_error(h, &e);
     h->gen = g;
+    atomic_fetch_add(&h->app->open_gen, 1);
     http_watch(h, cancel_all, g);
     if (g->req.stream) return start_stream(g);
     return gen_continue(h);
-fail:
+}
+
+/* --- offline (deltaserve complete) --------------------------------------- */
+
+char *gen_run_offline(struct srv_app *app, enum oai_kind kind, const char *body, size_t len, int *status)
+{
+    struct srv_error e;
+    struct gen_req *g = gen_prepare(app, NULL, kind, body, len, &e);
+    char *out = NULL;
+    if (!g) goto err;
+    for (;;) {
+        if (drain_all(g)) { srv_err_set(&e, SRV_ENOMEM, NULL, "out of memory"); goto err; }
+        if (g->all_done) break;
+        for (int i = 0; i < g->num_groups; i++)
+            if (!g->groups[i].done) { sched_request_wait(g->groups[i].sr, 1000); break; }
+    }
+    if (g->error) {
+        srv_err_set(&e, SRV_EINTERNAL, NULL, "The engine failed on this request: %s", g->error_msg);
+        goto err;
+    }
+    out = kind == OAI_CHAT ? oai_chat_json(&g->ctx, &g->res, g->req.logprobs)
+                           : oai_completion_json(&g->ctx, &g->res, g->req.echo, g->req.logprobs);
+    log_finished(g, 200);
     gen_free(g);
-    return http_reply_error(h, &e);
+    *status = 200;
+    return out;
+err:
+    if (g) { log_finished(g, srv_err_status(e.code)); gen_free(g); }
+    *status = srv_err_status(e.code);
+    return srv_err_json(&e);
 }
 
 void gen_completed(struct http_req *h, bool client_gone)
@@ -550,5 +579,7 @@ void gen_completed(struct http_req *h, bool client_gone)
     if (!g) return;
     if (!g->all_done) cancel_all(g);
     if (!g->logged) log_finished(g, client_gone ? 499 : h->status);
+    struct srv_app *app = g->app;
     gen_free(g);
+    atomic_fetch_sub(&app->open_gen, 1);
 }

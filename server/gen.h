@@ -1,6 +1,6 @@
 /* server/gen.h: completions and chat completions over the scheduler (gen.c).
  *
- * defines: gen_start
+ * defines: gen_start, gen_run_offline
  *
  * Threads: MHD pool threads (the request's connection thread).
  */
@@ -18,6 +18,11 @@ extern "C" {
  * /v1/chat/completions (OAI_CHAT): errors are answered at once; otherwise the
  * request is submitted and answered when done (or streamed). */
 enum MHD_Result gen_start(struct http_req *h, enum oai_kind kind);
+
+/* The same request without HTTP (deltaserve complete): blocks until done and
+ * returns the response body /v1/... would send (malloc'd; an error object
+ * when *status != 200). Main thread of the CLI. */
+char *gen_run_offline(struct srv_app *app, enum oai_kind kind, const char *body, size_t len, int *status);
 
 #ifdef __cplusplus
 }

@@ -62,7 +62,8 @@ int kv_refcount(const struct kv_pool *p, int b)
 int kv_pool_check(const struct kv_pool *p, const int32_t *expect_ref, char *err, size_t errlen)
 {
     int rc = 0;
-    unsigned char *seen = calloc((size_t)p->num_blocks, 1);
+    if (p->num_blocks < 1) return 0;
+    unsigned char *seen = calloc((size_t)(unsigned)p->num_blocks, 1);
     if (!seen) return -1;
     int zero = 0;
     for (int b = 0; b < p->num_blocks; b++) {

@@ -60,7 +60,8 @@ int slot_pool_check(const struct slot_pool *p, char *err, size_t errlen)
         snprintf(err, errlen, "%d slots unused but %d on the free list", unused, p->nfree);
         return -1;
     }
-    unsigned char *seen = calloc((size_t)p->num_slots ? (size_t)p->num_slots : 1, 1);
+    if (p->num_slots < 1) return 0;
+    unsigned char *seen = calloc((size_t)(unsigned)p->num_slots, 1);
     if (!seen) return -1;
     int rc = 0;
     for (int i = 0; i < p->nfree; i++) {

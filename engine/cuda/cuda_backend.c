@@ -21,6 +21,7 @@
 #include "engine/cuda/cuda_internal.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cast.h"
+#include "kernels/cpu/rope.h"
 
 static struct eng_cuda_options g_opt;
 static int g_opt_set;
@@ -139,51 +140,17 @@ size_t eng_cuda_kv_block_bytes(const struct cfg_model *c, int block_size)
     return (size_t)2 * c->num_key_value_heads * c->head_dim * block_size * 2 * c->num_attn_layers;
 }
 
+/* The table comes from the CPU reference's kern_cpu_rope_freqs, so both
+ * backends share one implementation of HF's rope rules (fp32 semantics). */
 void cu_rope_inv_freq(const struct cfg_model *c, int max_pos, float *inv, float *mscale)
 {
-    const struct cfg_rope *r = &c->rope;
-    int D = c->head_dim, half = D / 2;
-    double base = r->theta > 0 ? r->theta : 10000.0;
-    double factor = r->factor > 0 ? r->factor : 1.0;
-    double orig = r->original_max_position > 0 ? r->original_max_position
-                                               : (double)c->max_position_embeddings;
     *mscale = 1.0f;
-    if (r->mode == CFG_ROPE_DYNAMIC && max_pos > orig && orig > 0)
-        base = base * pow(factor * max_pos / orig - (factor - 1.0), (double)D / (D - 2));
-    for (int i = 0; i < half; i++) {
-        double f = 1.0 / pow(base, (2.0 * i) / D);
-        if (r->mode == CFG_ROPE_LINEAR) {
-            f /= factor;
-        } else if (r->mode == CFG_ROPE_LLAMA3) {
-            double lo = r->low_freq_factor > 0 ? r->low_freq_factor : 1.0;
-            double hi = r->high_freq_factor > 0 ? r->high_freq_factor : 4.0;
-            double lw = orig / lo, hw = orig / hi, wl = 2 * M_PI / f;
-            if (wl > lw) {
-                f = f / factor;
-            } else if (wl >= hw) {
-                double sm = (orig / wl - lo) / (hi - lo);
-                f = (1 - sm) * f / factor + sm * f;
-            }
-        } else if (r->mode == CFG_ROPE_YARN) {
-            double bf = r->beta_fast > 0 ? r->beta_fast : 32, bsl = r->beta_slow > 0 ? r->beta_slow : 1;
-            double lo = floor(D * log(orig / (bf * 2 * M_PI)) / (2 * log(base)));
-            double hi = ceil(D * log(orig / (bsl * 2 * M_PI)) / (2 * log(base)));
-            if (lo < 0)
-                lo = 0;
-            if (hi > D - 1)
-                hi = D - 1;
-            if (lo == hi)
-                hi += 0.001;
-            double ramp = (i - lo) / (hi - lo);
-            ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
-            double extra = 1 - ramp;
-            f = (f / factor) * (1 - extra) + f * extra;
-        }
-        inv[i] = (float)f;
+    if (kern_cpu_rope_freqs(&c->rope, c->head_dim, c->max_position_embeddings, max_pos, inv,
+                            mscale) != 0) {
+        for (int i = 0; i < c->head_dim / 2; i++)
+            inv[i] = 0.0f;
+        *mscale = 1.0f;
     }
-    if (r->mode == CFG_ROPE_YARN)
-        *mscale = r->attention_factor > 0 ? (float)r->attention_factor
-                                          : (float)(factor <= 1 ? 1.0 : 0.1 * log(factor) + 1.0);
 }
 
 static void impl_free(struct cu_impl *m)

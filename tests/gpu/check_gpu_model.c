@@ -1,0 +1,350 @@
+/* tests/gpu/check_gpu_model.c: the whole model on the CUDA backend against
+ * the CPU reference backend, batch for batch: random bf16 checkpoints (built
+ * with the unit tests' writer, loaded through the real loader) at a tiny shape
+ * with grouped heads and at the 7B GDN head dims; one-shot and chunked
+ * prefill, long sequences, mixed decode + prefill batches, decode-only steps
+ * through the CUDA-graph buckets (1, 3 -> 4, 5 -> 8 rows), slot/block forks,
+ * and the bf16 SSM-state option. Both engines get identical batches; every
+ * logits row is compared: log-softmax error on the reference's top token,
+ * relative L2 error of the row, and top-1 agreement (a disagreement passes
+ * only when the reference itself has a near-tie).
+ *
+ * Runs on the GPU machine only (make test-gpu), CK_NOFORK.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/config.h"
+#include "engine/cuda/cuda_backend.h"
+#include "engine/engine.h"
+#include "engine/weights.h"
+#include "tests/gpu/gpu_util.h"
+#include "tests/unit/util_st_writer.h"
+
+#define MAXB 160   /* blocks per sequence: 2560 tokens at 16 */
+#define NSEQ 8
+
+struct mstat {
+    double max_lp, max_rel;
+    int rows, agree, ties;
+};
+
+struct pair {
+    struct cfg_model cfg;
+    struct eng_weights w;
+    struct engine *cpu, *gpu;
+    char dir[256];
+    int V;
+    struct mstat st;
+    double lp_tol, rel_tol;
+};
+
+struct sq {
+    int slot, cache;
+};
+
+static const char *CFG_TINY =
+    "{\"model_type\":\"olmo_hybrid\",\"vocab_size\":300,\"hidden_size\":64,"
+    "\"intermediate_size\":160,\"num_hidden_layers\":8,\"num_attention_heads\":4,"
+    "\"num_key_value_heads\":2,\"head_dim\":16,\"linear_num_key_heads\":2,"
+    "\"linear_num_value_heads\":4,\"linear_key_head_dim\":16,\"linear_value_head_dim\":32,"
+    "\"linear_conv_kernel_dim\":4,\"allow_neg_eigval\":true,\"rms_norm_eps\":1e-6,"
+    "\"max_position_embeddings\":4096,\"tie_word_embeddings\":false,\"rope_theta\":10000,"
+    "\"eos_token_id\":1,\"pad_token_id\":0}";
+
+static const char *CFG_WIDE = /* 7B GDN head dims (96/192), 7B attention head_dim 128 */
+    "{\"model_type\":\"olmo_hybrid\",\"vocab_size\":512,\"hidden_size\":384,"
+    "\"intermediate_size\":512,\"num_hidden_layers\":4,\"num_attention_heads\":3,"
+    "\"num_key_value_heads\":3,\"head_dim\":128,\"linear_num_key_heads\":2,"
+    "\"linear_num_value_heads\":2,\"linear_key_head_dim\":96,\"linear_value_head_dim\":192,"
+    "\"linear_conv_kernel_dim\":4,\"allow_neg_eigval\":true,\"rms_norm_eps\":1e-6,"
+    "\"max_position_embeddings\":4096,\"tie_word_embeddings\":true,"
+    "\"rope_parameters\":{\"rope_theta\":null,\"rope_type\":\"default\"},"
+    "\"eos_token_id\":1,\"pad_token_id\":0}";
+
+static void pair_open(struct pair *p, const char *json, uint32_t seed, int ssm_bf16)
+{
+    memset(p, 0, sizeof *p);
+    char err[256];
+    ck_assert_msg(cfg_parse_json(&p->cfg, json, strlen(json), err, sizeof err) == 0, "%s", err);
+    ck_assert(stw_tmpdir(p->dir, sizeof p->dir) != NULL);
+    struct stw *w = stw_create();
+    unsigned flags = p->cfg.tie_word_embeddings ? STW_NO_LM_HEAD : 0;
+    ck_assert_int_eq(stw_add_model(w, &p->cfg, ST_BF16, flags, seed), 0);
+    char path[300];
+    snprintf(path, sizeof path, "%s/model.safetensors", p->dir);
+    ck_assert_int_eq(stw_write(w, path, NULL), 0);
+    stw_destroy(w);
+    ck_assert_msg(eng_weights_load(&p->w, &p->cfg, p->dir, err, sizeof err) == 0, "%s", err);
+    struct eng_memory mem = {.num_kv_blocks = NSEQ * MAXB, .block_size = 16,
+                             .num_state_slots = NSEQ};
+    p->cpu = eng_create(&p->cfg, &p->w, &eng_backend_cpu, &mem, err, sizeof err);
+    ck_assert_msg(p->cpu != NULL, "%s", err);
+    struct eng_cuda_options o;
+    eng_cuda_default_options(&o);
+    o.max_tokens = 2048;
+    o.max_seqs = 64;
+    o.max_blocks_per_seq = MAXB;
+    o.max_logits = 256; /* smaller than some steps: exercises chunked lm_head */
+    o.ssm_state_bf16 = ssm_bf16;
+    eng_cuda_set_options(&o);
+    p->gpu = eng_create(&p->cfg, &p->w, &eng_backend_cuda, &mem, err, sizeof err);
+    ck_assert_msg(p->gpu != NULL, "%s", err);
+    p->V = p->cfg.vocab_size;
+    p->lp_tol = ssm_bf16 ? 0.15 : 0.06;
+    p->rel_tol = ssm_bf16 ? 0.06 : 0.03;
+}
+
+static void pair_close(struct pair *p, const char *name)
+{
+    printf("  %-40s rows %5d  top-1 agree %5d (near-ties %d)  max |dlogp| %.4f  max rel %.4f\n",
+           name, p->st.rows, p->st.agree, p->st.ties, p->st.max_lp, p->st.max_rel);
+    eng_destroy(p->gpu);
+    eng_destroy(p->cpu);
+    eng_weights_free(&p->w);
+    stw_rmtree(p->dir);
+}
+
+static int argmax(const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b])
+            b = i;
+    return b;
+}
+
+static void compare_rows(struct pair *p, const float *ref, const float *got, int R)
+{
+    int V = p->V;
+    for (int r = 0; r < R; r++) {
+        const float *a = ref + (size_t)r * V, *b = got + (size_t)r * V;
+        double ma = -1e30, mb = -1e30, sa = 0, sb = 0, num = 0, den = 0;
+        for (int v = 0; v < V; v++) {
+            ck_assert_msg(isfinite(b[v]), "GPU logit row %d vocab %d not finite", r, v);
+            ma = fmax(ma, a[v]);
+            mb = fmax(mb, b[v]);
+            num += (double)(a[v] - b[v]) * (a[v] - b[v]);
+            den += (double)a[v] * a[v];
+        }
+        for (int v = 0; v < V; v++) {
+            sa += exp(a[v] - ma);
+            sb += exp(b[v] - mb);
+        }
+        int ta = argmax(a, V), tb = argmax(b, V);
+        double lpa = a[ta] - ma - log(sa), lpb = b[ta] - mb - log(sb);
+        double dl = fabs(lpa - lpb), rel = sqrt(num) / fmax(sqrt(den), 1e-30);
+        p->st.rows++;
+        p->st.max_lp = fmax(p->st.max_lp, dl);
+        p->st.max_rel = fmax(p->st.max_rel, rel);
+        if (ta == tb) {
+            p->st.agree++;
+        } else {
+            p->st.ties++;
+            ck_assert_msg(a[ta] - a[tb] < 2 * p->lp_tol,
+                          "top-1 differs (%d vs %d) without a near-tie (gap %.4f)", ta, tb,
+                          a[ta] - a[tb]);
+        }
+        ck_assert_msg(dl <= p->lp_tol, "row %d: |dlogp| %.4f > %.3f", r, dl, p->lp_tol);
+        ck_assert_msg(rel <= p->rel_tol, "row %d: rel err %.4f > %.3f", r, rel, p->rel_tol);
+    }
+}
+
+/* One step on both engines. s[i] advances by n[i]. all_rows: logits for every
+ * token, else the last token of each sequence. next (optional) receives the
+ * reference's argmax of each sequence's last row. */
+static void step(struct pair *p, struct sq *s, int N, int ndec, const int *n,
+                 const int32_t *toks, int all_rows, int32_t *next)
+{
+    int T = 0;
+    for (int i = 0; i < N; i++)
+        T += n[i];
+    int32_t *pos = malloc(T * 4), *qs = malloc((N + 1) * 4), *cl = malloc(N * 4),
+            *sl = malloc(N * 4), *bt = malloc((size_t)N * MAXB * 4), *rows = malloc(T * 4);
+    int R = 0, t = 0;
+    for (int i = 0; i < N; i++) {
+        qs[i] = t;
+        cl[i] = s[i].cache;
+        sl[i] = s[i].slot;
+        for (int j = 0; j < MAXB; j++)
+            bt[i * MAXB + j] = s[i].slot * MAXB + j;
+        for (int j = 0; j < n[i]; j++, t++) {
+            pos[t] = s[i].cache + j;
+            if (all_rows || j == n[i] - 1)
+                rows[R++] = t;
+        }
+    }
+    qs[N] = T;
+    struct eng_batch b = {.num_seqs = N, .num_tokens = T, .num_decode = ndec, .tokens = toks,
+                          .positions = pos, .query_start = qs, .cache_len = cl,
+                          .state_slot = sl, .block_table = bt, .max_blocks = MAXB,
+                          .logits_rows = rows, .num_logits = R};
+    float *la = malloc((size_t)R * p->V * 4), *lb = malloc((size_t)R * p->V * 4);
+    ck_assert_int_eq(eng_forward(p->cpu, &b, la), 0);
+    for (size_t i = 0; i < (size_t)R * p->V; i++)
+        lb[i] = NAN; /* poison */
+    ck_assert_int_eq(eng_forward(p->gpu, &b, lb), 0);
+    compare_rows(p, la, lb, R);
+    if (next) {
+        int r = 0;
+        for (int i = 0; i < N; i++) {
+            r += all_rows ? n[i] : 1;
+            next[i] = argmax(la + (size_t)(r - 1) * p->V, p->V);
+        }
+    }
+    for (int i = 0; i < N; i++)
+        s[i].cache += n[i];
+    free(pos), free(qs), free(cl), free(sl), free(bt), free(rows), free(la), free(lb);
+}
+
+static int32_t *rand_tokens(int n, int V)
+{
+    int32_t *t = malloc(n * 4);
+    for (int i = 0; i < n; i++)
+        t[i] = gu_int(2, V - 1);
+    return t;
+}
+
+/* prefill (one shot or chunked) then greedy decode of one sequence */
+static void run_single(struct pair *p, int len, int chunk, int ndecode)
+{
+    struct sq s = {.slot = 3, .cache = 0};
+    int32_t *prompt = rand_tokens(len, p->V);
+    int32_t nx = 0;
+    for (int off = 0; off < len; off += chunk) {
+        int n = len - off < chunk ? len - off : chunk;
+        step(p, &s, 1, 0, &n, prompt + off, chunk >= len, &nx);
+    }
+    for (int d = 0; d < ndecode; d++) {
+        int one = 1;
+        int32_t tk = nx;
+        step(p, &s, 1, 1, &one, &tk, 0, &nx);
+    }
+    free(prompt);
+}
+
+START_TEST(test_model_prefill_decode)
+{
+    struct pair p;
+    gu_seed(2000);
+    pair_open(&p, CFG_TINY, 11, 0);
+    run_single(&p, 300, 300, 12);  /* one shot, every row (echo), then decode */
+    run_single(&p, 300, 64, 4);    /* chunked prefill (fresh sequence, same slot) */
+    pair_close(&p, "tiny: prefill + decode + chunked");
+}
+END_TEST
+
+START_TEST(test_model_long)
+{
+    struct pair p;
+    gu_seed(2001);
+    pair_open(&p, CFG_TINY, 12, 0);
+    run_single(&p, 2000, 512, 24); /* long context: state error must not compound */
+    pair_close(&p, "tiny: 2000-token chunked + 24 decode");
+}
+END_TEST
+
+/* decode rows and prefill chunks in one varlen batch, over many steps,
+ * then decode-only steps at 1, 3 and 5 rows (graph buckets 1, 4, 8) */
+static void run_mixed(struct pair *p)
+{
+    struct sq s[NSEQ];
+    for (int i = 0; i < NSEQ; i++)
+        s[i] = (struct sq){.slot = i, .cache = 0};
+    int32_t nx[NSEQ] = {0};
+    /* three sequences start with short prompts */
+    int n0[3] = {5, 17, 33};
+    int32_t *t0 = rand_tokens(55, p->V);
+    step(p, s, 3, 0, n0, t0, 0, nx);
+    free(t0);
+    /* mixed steps: 3 decodes + 2 prefill chunks of sequences 3 and 4 */
+    for (int it = 0; it < 4; it++) {
+        struct sq ss[5] = {s[0], s[1], s[2], s[3], s[4]};
+        int n[5] = {1, 1, 1, 40 + it, 23};
+        int32_t *tk = rand_tokens(3 + n[3] + n[4], p->V);
+        tk[0] = nx[0], tk[1] = nx[1], tk[2] = nx[2];
+        int32_t nn[5];
+        step(p, ss, 5, 3, n, tk, 0, nn);
+        for (int i = 0; i < 5; i++)
+            s[i] = ss[i];
+        for (int i = 0; i < 3; i++)
+            nx[i] = nn[i];
+        nx[3] = nn[3], nx[4] = nn[4];
+        free(tk);
+    }
+    /* decode-only steps (graph buckets) */
+    int widths[4] = {1, 3, 5, 5};
+    for (int k = 0; k < 4; k++) {
+        int B = widths[k];
+        int n[NSEQ];
+        int32_t tk[NSEQ], nn[NSEQ];
+        for (int i = 0; i < B; i++)
+            n[i] = 1, tk[i] = nx[i];
+        for (int rep = 0; rep < 3; rep++) {
+            step(p, s, B, B, n, tk, 0, nn);
+            for (int i = 0; i < B; i++)
+                tk[i] = nx[i] = nn[i];
+        }
+    }
+    /* fork: sequence 0 -> sequence 5 (slot copy + copy of the partial block) */
+    int src = 0, dst = 5;
+    ck_assert_int_eq(eng_copy_slot(p->cpu, s[src].slot, s[dst].slot), 0);
+    ck_assert_int_eq(eng_copy_slot(p->gpu, s[src].slot, s[dst].slot), 0);
+    for (int j = 0; j * 16 < s[src].cache; j++) {
+        ck_assert_int_eq(eng_copy_block(p->cpu, s[src].slot * MAXB + j, s[dst].slot * MAXB + j), 0);
+        ck_assert_int_eq(eng_copy_block(p->gpu, s[src].slot * MAXB + j, s[dst].slot * MAXB + j), 0);
+    }
+    s[dst].cache = s[src].cache;
+    struct sq f[2] = {s[src], s[dst]};
+    int n2[2] = {1, 1};
+    int32_t tk2[2] = {nx[0], (nx[0] + 7) % p->V}, nn2[2];
+    step(p, f, 2, 2, n2, tk2, 0, nn2);
+}
+
+START_TEST(test_model_mixed)
+{
+    struct pair p;
+    gu_seed(2002);
+    pair_open(&p, CFG_TINY, 13, 0);
+    run_mixed(&p);
+    pair_close(&p, "tiny: mixed batches, graphs, fork");
+}
+END_TEST
+
+START_TEST(test_model_wide)
+{
+    struct pair p;
+    gu_seed(2003);
+    pair_open(&p, CFG_WIDE, 14, 0);
+    run_single(&p, 400, 128, 6);
+    run_mixed(&p);
+    pair_close(&p, "7B head dims, NoPE, tied: chunked + mixed");
+}
+END_TEST
+
+START_TEST(test_model_bf16_state)
+{
+    struct pair p;
+    gu_seed(2004);
+    pair_open(&p, CFG_TINY, 15, 1);
+    run_single(&p, 500, 128, 8);
+    pair_close(&p, "tiny: bf16 SSM state");
+}
+END_TEST
+
+Suite *gpu_model_suite(void)
+{
+    Suite *s = suite_create("gpu_model");
+    TCase *tc = tcase_create("model");
+    tcase_set_timeout(tc, 900);
+    tcase_add_test(tc, test_model_prefill_decode);
+    tcase_add_test(tc, test_model_long);
+    tcase_add_test(tc, test_model_mixed);
+    tcase_add_test(tc, test_model_wide);
+    tcase_add_test(tc, test_model_bf16_state);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,55 @@
+/* tests/gpu/gpu_util.h: helpers for the GPU tests: poisoned device buffers,
+ * uploads/downloads, random inputs, bf16 rounding and the relative-error
+ * measure ||out - ref|| / ||ref|| that every check uses.
+ *
+ * Test-only, single-threaded (the GPU tests run in CK_NOFORK mode).
+ */
+#ifndef DS_TESTS_GPU_GPU_UTIL_H
+#define DS_TESTS_GPU_GPU_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <check.h>
+#include <cuda_runtime_api.h>
+
+/* cudaMalloc'd, filled with 0xFF bytes (NaN as fp32 and bf16) so an element
+ * a kernel never writes shows as NaN; freed by gu_free_all. */
+void *gu_dev(size_t bytes);
+void gu_free_all(void);
+void gu_up(void *dst, const void *src, size_t bytes);
+void gu_down(void *dst, const void *src, size_t bytes);
+/* cudaDeviceSynchronize + check the last error (fails the test otherwise). */
+void gu_sync(void);
+
+void gu_seed(uint64_t s);
+float gu_unif(float lo, float hi);
+int gu_int(int lo, int hi); /* inclusive */
+void gu_fill(float *p, size_t n, float lo, float hi);
+float gu_bf16_round(float f);
+uint16_t gu_to_bf16(float f);
+float gu_from_bf16(uint16_t h);
+/* p[i] = bf16-rounded values; bf[i] the same as bf16 bits. */
+void gu_fill_bf16(float *p, uint16_t *bf, size_t n, float lo, float hi);
+
+/* ||a - ref|| / max(||ref||, 1e-30); sets *nan when a has NaN/Inf. */
+double gu_rel_err(const float *a, const float *ref, size_t n, int *nan);
+/* Same with a in bf16. */
+double gu_rel_err_bf16(const uint16_t *a, const float *ref, size_t n, int *nan);
+/* Strided comparison: n rows of w values, strides la and lr. */
+double gu_rel_err_rows(const float *a, int la, const float *ref, int lr, int rows, int w, int *nan);
+
+/* Assert err below tol and no NaN, printing the measured error. */
+#define GU_EXPECT(name, err, nan, tol)                                                      \
+    do {                                                                                    \
+        printf("  %-48s rel err %.3e (tol %.1e)%s\n", name, (err), (double)(tol),          \
+               (nan) ? " NaN!" : "");                                                      \
+        ck_assert_msg(!(nan) && (err) <= (tol), "%s: rel err %.3e > %.1e or NaN (%d)", name, \
+                      (err), (double)(tol), (nan));                                        \
+    } while (0)
+
+Suite *gpu_kernels_suite(void);
+Suite *gpu_attn_suite(void);
+Suite *gpu_model_suite(void);
+
+#endif

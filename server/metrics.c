@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scheduler/sched.h" /* struct sched_stats, enum sched_finish (types only) */
+
 /* --- bucket boundaries (vLLM's, vllm/v1/metrics/loggers.py) --------------- */
 
 static const double ttft_buckets[] = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
@@ -225,6 +227,35 @@ void metrics_observe_ttft(double s) { hist_observe(H_TTFT, s); }
 void metrics_observe_itl(double s) { hist_observe(H_ITL, s); }
 void metrics_observe_e2e(double s) { hist_observe(H_E2E, s); }
 void metrics_observe_queue_time(double s) { hist_observe(H_QUEUE, s); }
+
+/* --- scheduler snapshot mapping --------------------------------------------- */
+
+/* enum sched_finish STOP..ERROR -> enum metrics_finish STOP..ERROR. */
+_Static_assert(SCHED_FINISH_LENGTH - SCHED_FINISH_STOP == METRICS_FINISH_LENGTH,
+               "finish enums out of step");
+_Static_assert(SCHED_FINISH_ABORT - SCHED_FINISH_STOP == METRICS_FINISH_ABORT,
+               "finish enums out of step");
+_Static_assert(SCHED_FINISH_ERROR - SCHED_FINISH_STOP == METRICS_FINISH_ERROR,
+               "finish enums out of step");
+_Static_assert(SCHED_FINISH_ERROR < (int)(sizeof(((struct sched_stats *)0)->requests_finished) /
+                                          sizeof(uint64_t)),
+               "requests_finished too small");
+
+void metrics_from_sched_stats(const struct sched_stats *st, struct metrics_gauges *g)
+{
+    memset(g, 0, sizeof(*g));
+    if (!st) return;
+    g->num_requests_running = st->num_running;
+    g->num_requests_waiting = st->num_waiting;
+    g->kv_cache_usage_perc = st->kv_usage;
+    g->gdn_state_slots_used = st->slots_used;
+    g->has_totals = 1;
+    g->prompt_tokens_total = st->prompt_tokens_total;
+    g->generation_tokens_total = st->generation_tokens_total;
+    g->preemptions_total = st->preemptions_total;
+    for (int i = 0; i < METRICS_FINISH_COUNT; i++)
+        g->success_total[i] = st->requests_finished[SCHED_FINISH_STOP + i];
+}
 
 /* --- rendering ------------------------------------------------------------- */
 

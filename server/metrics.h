@@ -5,7 +5,8 @@
  *          metrics_add_generation_tokens, metrics_inc_request_success,
  *          metrics_inc_preemptions, metrics_observe_ttft, metrics_observe_itl,
  *          metrics_observe_e2e, metrics_observe_queue_time, metrics_render,
- *          metrics_finish_reason_parse, METRICS_CONTENT_TYPE
+ *          metrics_finish_reason_parse, METRICS_CONTENT_TYPE,
+ *          metrics_attach_sched, metrics_from_sched_stats (server/metrics_sched.c)
  *
  * Names mirror vLLM's (vllm:... -> deltaserve:...), each sample labelled
  * model_name="<served model name>":
@@ -120,6 +121,20 @@ void metrics_observe_queue_time(double s);
 
 /* "stop" | "length" | "abort" | "error" -> enum; -1 if unknown. */
 int metrics_finish_reason_parse(const char *s);
+
+/* --- the scheduler as the source (server/metrics_sched.c) ---------------- */
+struct sched;
+struct sched_stats;
+/* Register sched_get_stats(s) as the pull source: gauges AND totals (prompt
+ * and generated tokens, preemptions, finished requests by reason) come from
+ * the scheduler's own counters, so do not also push counters. NULL detaches.
+ * s is borrowed: detach (or metrics_fini) before sched_destroy. Main thread,
+ * after metrics_init. Histograms are still pushed (metrics_observe_*), once
+ * per event, by exactly one caller (the scheduler's step loop). */
+void metrics_attach_sched(const struct sched *s);
+/* The mapping used by the source above (sched_finish STOP.. -> metrics_finish
+ * STOP..). Any thread. */
+void metrics_from_sched_stats(const struct sched_stats *st, struct metrics_gauges *g);
 
 /* Render the whole exposition. Returns a malloc'd NUL-terminated string the
  * caller frees (free()); *len (if len != NULL) gets its length without the

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scheduler/sched.h"
 #include "server/metrics.h"
 
 /* --- strict exposition parser ------------------------------------------------ */
@@ -550,6 +551,55 @@ START_TEST(test_gauges_push_and_pull)
 }
 END_TEST
 
+/* The scheduler's snapshot drives gauges and totals (metrics_attach_sched's
+ * mapping), through a real pull source. */
+static int pull_sched_stats(void *user, struct metrics_gauges *out)
+{
+    metrics_from_sched_stats(user, out);
+    return 0;
+}
+
+START_TEST(test_sched_stats_mapping)
+{
+    ck_assert_int_eq(metrics_init("m"), 0);
+    struct sched_stats st;
+    memset(&st, 0, sizeof(st));
+    st.num_running = 7;
+    st.num_waiting = 3;
+    st.kv_blocks_used = 30;
+    st.kv_blocks_total = 120;
+    st.kv_usage = 0.25;
+    st.slots_used = 7;
+    st.slots_total = 16;
+    st.preemptions_total = 2;
+    st.prompt_tokens_total = 1234;
+    st.generation_tokens_total = 567;
+    st.requests_finished[SCHED_FINISH_NONE] = 99; /* never a finished_reason */
+    st.requests_finished[SCHED_FINISH_STOP] = 10;
+    st.requests_finished[SCHED_FINISH_LENGTH] = 4;
+    st.requests_finished[SCHED_FINISH_ABORT] = 2;
+    st.requests_finished[SCHED_FINISH_ERROR] = 1;
+    metrics_set_gauge_source(pull_sched_stats, &st);
+    render_parse(&P);
+    ck_assert(pval(&P, "deltaserve:num_requests_running", NULL, NULL) == 7);
+    ck_assert(pval(&P, "deltaserve:num_requests_waiting", NULL, NULL) == 3);
+    ck_assert(pval(&P, "deltaserve:kv_cache_usage_perc", NULL, NULL) == 0.25);
+    ck_assert(pval(&P, "deltaserve:gdn_state_slots_used", NULL, NULL) == 7);
+    ck_assert(pval(&P, "deltaserve:prompt_tokens_total", NULL, NULL) == 1234);
+    ck_assert(pval(&P, "deltaserve:generation_tokens_total", NULL, NULL) == 567);
+    ck_assert(pval(&P, "deltaserve:num_preemptions_total", NULL, NULL) == 2);
+    ck_assert(pval(&P, "deltaserve:request_success_total", "finished_reason", "stop") == 10);
+    ck_assert(pval(&P, "deltaserve:request_success_total", "finished_reason", "length") == 4);
+    ck_assert(pval(&P, "deltaserve:request_success_total", "finished_reason", "abort") == 2);
+    ck_assert(pval(&P, "deltaserve:request_success_total", "finished_reason", "error") == 1);
+    /* the next scrape sees the scheduler's new values */
+    st.generation_tokens_total = 600;
+    render_parse(&P);
+    ck_assert(pval(&P, "deltaserve:generation_tokens_total", NULL, NULL) == 600);
+    metrics_fini();
+}
+END_TEST
+
 START_TEST(test_label_escaping)
 {
     const char *name = "my \"model\"\\v1\nx";
@@ -708,6 +758,7 @@ Suite *metrics_suite(void)
     tcase_add_test(tc, test_histogram_values);
     tcase_add_test(tc, test_counters);
     tcase_add_test(tc, test_gauges_push_and_pull);
+    tcase_add_test(tc, test_sched_stats_mapping);
     tcase_add_test(tc, test_label_escaping);
     tcase_add_test(tc, test_parser_rejects);
     suite_add_tcase(s, tc);

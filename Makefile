@@ -140,6 +140,12 @@ test-unit: $(UNIT_BIN)
 test-gpu: $(BIN) $(GPU_BIN)
 	CK_FORK=no $(GPU_BIN)
 
+# Deployment files (docker/, docker/k8s/) against the Kubernetes / Compose
+# schemas plus Dockerfile lint; also part of `make test` (tests/e2e/deploy_lint.sh).
+lint-deploy:
+	@bash tools/setup.sh
+	node tools/validate-deploy.mjs
+
 bench: $(BIN)
 	$(BIN) bench $(ARGS)
 

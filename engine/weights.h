@@ -24,7 +24,9 @@ extern "C" {
 struct eng_tensor {
     enum st_dtype dtype;
     int64_t numel;
-    const void *data;   /* borrowed from the mmap, or == owned */
+    const void *data;   /* borrowed from the mmap, or == owned. May be unaligned for
+                         * the element size (see st_tensor.data): use memcpy or
+                         * eng_tensor_to_f32 rather than casting to float*. */
     void *owned;        /* owned buffer when the tensor had to be assembled; else NULL */
     const char *name;   /* borrowed: checkpoint name (first part for assembled ones) */
     int ndim;           /* the logical shape below (conv: (CD, K), the size-1 dim dropped) */
@@ -89,6 +91,12 @@ struct eng_weights {
 int eng_weights_load(struct eng_weights *w, const struct cfg_model *c, const char *dir,
                      char *err, size_t errlen);
 void eng_weights_free(struct eng_weights *w);
+
+/* Bytes of t's data. */
+static inline size_t eng_tensor_nbytes(const struct eng_tensor *t)
+{
+    return (size_t)t->numel * st_dtype_size(t->dtype);
+}
 
 /* Convert a tensor to fp32 into dst[t->numel]. */
 void eng_tensor_to_f32(const struct eng_tensor *t, float *dst);

@@ -242,38 +242,39 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
     }
 
     int rc = 0;
-    if (gi >= 0) {
+    if (gi >= 0 && !m->graphs[gi].exec) {
+        /* capture this bucket once; on any failure run eagerly from now on */
         struct cu_graph *g = &m->graphs[gi];
-        if (!g->exec) {
-            cudaGraph_t graph;
-            CU_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+        cudaGraph_t graph = NULL;
+        cudaError_t ce = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+        if (ce == cudaSuccess) {
             rc = run_layers(e, Tp, Np, Rp);
             if (!rc)
                 rc = run_lm_head(m, 0, Rp);
-            cudaError_t ce = cudaStreamEndCapture(s, &graph);
-            if (rc || ce != cudaSuccess) {
-                LOG_ERROR("cuda: graph capture for batch %d failed (%s); graphs off", Tp,
-                          cudaGetErrorString(ce));
-                cudaGetLastError();
-                if (ce == cudaSuccess)
-                    cudaGraphDestroy(graph);
-                m->opt.use_graphs = 0;
-                return -EIO;
-            }
-            ce = cudaGraphInstantiate(&g->exec, graph, 0);
-            cudaGraphDestroy(graph);
-            if (ce != cudaSuccess) {
-                g->exec = NULL;
-                m->opt.use_graphs = 0;
-                LOG_ERROR("cuda: graph instantiate failed: %s", cudaGetErrorString(ce));
-                return -EIO;
-            }
+            ce = cudaStreamEndCapture(s, &graph);
         }
-        CU_CHECK(cudaGraphLaunch(g->exec, s));
+        if (!rc && ce == cudaSuccess)
+            ce = cudaGraphInstantiate(&g->exec, graph, 0);
+        if (graph)
+            cudaGraphDestroy(graph);
+        if (rc || ce != cudaSuccess) {
+            LOG_WARN("cuda: graph capture for batch %d failed (%s, rc %d); decode runs without "
+                     "graphs", Tp, cudaGetErrorString(ce), rc);
+            cudaGetLastError();
+            g->exec = NULL;
+            m->opt.use_graphs = 0;
+            gi = -1;
+            rc = 0;
+        }
+    }
+    if (gi >= 0) {
+        CU_CHECK(cudaGraphLaunch(m->graphs[gi].exec, s));
         if (R > 0)
             CU_CHECK(cudaMemcpyAsync(logits, m->logits, (size_t)R * m->V * 4,
                                      cudaMemcpyDeviceToHost, s));
     } else {
+        /* eager: the metadata holds the padded rows only past N, which an
+         * eager run of T tokens / N sequences never reads */
         if ((rc = run_layers(e, T, N, R)))
             return rc;
         for (int r0 = 0; r0 < R; r0 += m->opt.max_logits) {

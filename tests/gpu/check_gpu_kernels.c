@@ -296,7 +296,7 @@ static void gdn_case(int Hk, int Hv, int Dk, int Dv, const int *lens, int N, int
     for (int i = 0; i < N; i++) {
         qs[i] = T;
         T += lens[i];
-        slot[i] = (i * 5 + 1) % nslots;
+        slot[i] = nslots - 1 - i;
         hinit[i] = i == 0 ? 0 : (i == 1 ? 1 : gu_int(0, 1));
     }
     qs[N] = T;

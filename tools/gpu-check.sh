@@ -1,0 +1,50 @@
+#!/bin/bash
+# tools/gpu-check.sh: everything the CUDA backend needs on a GPU machine, in
+# one go: build (sm_90 only, for speed), make test-gpu, a short
+# compute-sanitizer memcheck, `deltaserve bench`, and FLA's kernels on the
+# same shapes (tools/bench_fla.py, FLA copied into .scratch/fla).
+# Logs go to $OUT (or the first argument). Used with the device tool; CI has
+# no GPU and never runs this.
+#   tools/gpu-check.sh OUTDIR [test|bench|fla|memcheck]...   (default: all)
+set -o pipefail
+OUT=${OUT:-$1}
+[ -n "$1" ] && shift
+mkdir -p "$OUT"
+steps=${*:-test memcheck bench fla}
+B=build/gpu
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem --format=csv > "$OUT/gpu.txt" 2>&1
+cat "$OUT/gpu.txt"
+start=$(date +%s)
+ARCH="-gencode arch=compute_90,code=sm_90"
+if ! make BUILD=$B -j16 CUARCH="$ARCH" $B/check_gpu > "$OUT/build.log" 2>&1; then
+    echo "BUILD FAILED"; grep -E "error|Error" "$OUT/build.log" | head -30; exit 1
+fi
+# the bench binary: deltaserve, or (when a teammate's half-landed file breaks
+# the full link) a two-line main over the same library
+BENCH="$B/deltaserve bench"
+if ! make BUILD=$B -j16 CUARCH="$ARCH" all >> "$OUT/build.log" 2>&1; then
+    printf 'int bench_main(int, char **);\nint main(int c, char **v) { return bench_main(c - 1, v + 1); }\n' > /tmp/bmain.c
+    cc -o $B/bench_only /tmp/bmain.c $B/libdeltaserve.a $(pkg-config --libs libmicrohttpd libcjson libuv libpcre2-8) \
+        -fopenmp -lm -lpthread -L/usr/local/cuda/lib64 -lcudart -lcublasLt -lcublas -lstdc++ && BENCH=$B/bench_only
+    echo "(deltaserve did not link; bench via $BENCH)"
+fi
+echo "build $(( $(date +%s) - start )) s"
+for s in $steps; do
+    case $s in
+    test)
+        CK_FORK=no timeout 240 $B/check_gpu > "$OUT/test-gpu.log" 2>&1; echo "check_gpu rc=$?"
+        grep -E "^[0-9]+%|Failure|Error|error" "$OUT/test-gpu.log" | head -40
+        grep -E "rows |NaN" "$OUT/test-gpu.log" | head -20 ;;
+    memcheck)
+        CK_RUN_CASE=kernels CK_FORK=no timeout 240 compute-sanitizer --tool memcheck --print-limit 20 \
+            $B/check_gpu > "$OUT/memcheck.log" 2>&1; echo "memcheck(kernels) rc=$?"
+        grep -E "ERROR SUMMARY|Invalid|^[0-9]+%" "$OUT/memcheck.log" | head -10 ;;
+    bench)
+        timeout 240 $BENCH --iters 10 --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"
+        cat "$OUT/bench.log" | cut -c1-150 | tail -45 ;;
+    fla)
+        PYTHONUNBUFFERED=1 timeout 150 python3 tools/bench_fla.py --fla .scratch/fla --json "$OUT/fla.json" \
+            > "$OUT/fla.log" 2>&1; echo "fla rc=$?"; tail -12 "$OUT/fla.log" ;;
+    esac
+done
+echo "total $(( $(date +%s) - start )) s"

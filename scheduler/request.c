@@ -217,6 +217,14 @@ int sched_request_drain(struct sched_request *r, struct sched_delta *out)
     for (int i = 0; i < n; i++) empty[i] = calloc(1, 1);
     pthread_mutex_lock(&im->mu);
     int changed = im->dirty ? 1 : 0;
+    if (!changed) {
+        /* nothing new: hand back an empty delta (callers may skip fini) */
+        pthread_mutex_unlock(&im->mu);
+        for (int i = 0; i < n; i++) free(empty[i]);
+        free(empty);
+        free(ch);
+        return 0;
+    }
     im->dirty = false;
     for (int i = 0; i < n; i++) {
         struct ob_choice *o = &im->ob[i];

@@ -219,10 +219,12 @@ void sched_request_set_notify(struct sched_request *r, sched_notify_fn fn, void 
  * be called again. Any thread (not from inside notify). */
 void sched_request_detach(struct sched_request *r);
 
-/* Moves everything pending in the outbox into *out (zeroed first; the caller
- * owns it and calls sched_delta_fini). Returns 1 if anything was pending (or
- * the done/finish state is new), 0 if nothing changed. Never blocks on the
- * engine (holds the outbox lock for a copy). Any thread. */
+/* Moves everything pending in the outbox into *out (zeroed first). Returns 1
+ * if anything was pending (or the done/finish state is new): the caller owns
+ * *out and calls sched_delta_fini. Returns 0 when nothing changed and
+ * -ENOMEM on allocation failure: *out is then left zeroed (n = 0, no arrays;
+ * sched_delta_fini is allowed but not needed). Never blocks on the engine
+ * (holds the outbox lock for pointer moves only). Any thread. */
 int sched_request_drain(struct sched_request *r, struct sched_delta *out);
 
 /* Waits until the outbox has something to drain or the request is done, at

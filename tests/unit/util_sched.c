@@ -13,6 +13,11 @@ int ts_out_collect(struct ts_out *o, struct sched_request *r)
     struct sched_delta d;
     int changed = sched_request_drain(r, &d);
     ck_assert_int_ge(changed, 0);
+    if (changed == 0) {
+        ck_assert_int_eq(d.n, 0);
+        ck_assert_ptr_null(d.choices);
+        return 0;
+    }
     o->n = d.n;
     ck_assert_int_le(d.n, TS_MAX_N);
     for (int c = 0; c < d.n; c++) {

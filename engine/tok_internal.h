@@ -68,6 +68,17 @@ struct tok_tls {
     struct tok_cw *cache; /* [TOK_CW_SLOTS] */
 };
 
+struct tok_vslot {
+    int32_t id;
+    uint32_t tag;
+};
+
+struct tok_mslot {
+    uint64_t key; /* UINT64_MAX = empty */
+    uint32_t rank;
+    int32_t res;
+};
+
 struct tokenizer {
     int32_t n_ids;          /* largest id + 1 */
     char **piece;           /* [n_ids] stored token strings (NULL = hole); into piece_blob or added */
@@ -75,13 +86,12 @@ struct tokenizer {
     uint8_t *bytes;         /* owned: concatenated raw bytes of each id's piece */
     uint32_t *bytes_off;    /* [n_ids + 1] offsets into bytes */
     uint8_t *flags;         /* [n_ids] TOK_F_* */
-    /* raw bytes -> id, open addressing on hash; slot holds id or -1 */
-    int32_t *vmap;
+    /* raw bytes -> id, open addressing; id -1 = empty; tag = high hash bits
+     * so most probes skip the byte compare */
+    struct tok_vslot *vmap;
     uint32_t vmap_mask;
-    /* merges: key (a << 32 | b) -> rank, result id */
-    uint64_t *mkey;
-    uint32_t *mrank;
-    int32_t *mres;
+    /* merges: key (a << 32 | b) -> rank, result id, one cache line per probe */
+    struct tok_mslot *mmap;
     uint32_t mmask;
     int32_t byte_id[256];
     int32_t unk_id;         /* -1 if none */

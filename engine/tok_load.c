@@ -12,12 +12,17 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/tok_internal.h"
+#include "engine/tok_json.h"
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -46,7 +51,9 @@ uint64_t tok_hash(const uint8_t *s, size_t n)
     uint64_t v = 0;
     memcpy(&v, s, n);
     h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 29;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
     return h;
 }
 
@@ -106,13 +113,16 @@ static const uint8_t *id_bytes(const struct tokenizer *t, int32_t id, size_t *n)
 
 int32_t tok_vocab_find(const struct tokenizer *t, const uint8_t *s, size_t n)
 {
-    uint32_t i = (uint32_t)tok_hash(s, n) & t->vmap_mask;
+    uint64_t h = tok_hash(s, n);
+    uint32_t i = (uint32_t)h & t->vmap_mask, tag = (uint32_t)(h >> 32);
     for (;;) {
-        int32_t id = t->vmap[i];
-        if (id < 0) return -1;
-        size_t m;
-        const uint8_t *b = id_bytes(t, id, &m);
-        if (m == n && !memcmp(b, s, n)) return id;
+        const struct tok_vslot *v = &t->vmap[i];
+        if (v->id < 0) return -1;
+        if (v->tag == tag) {
+            size_t m;
+            const uint8_t *b = id_bytes(t, v->id, &m);
+            if (m == n && !memcmp(b, s, n)) return v->id;
+        }
         i = (i + 1) & t->vmap_mask;
     }
 }
@@ -120,13 +130,16 @@ int32_t tok_vocab_find(const struct tokenizer *t, const uint8_t *s, size_t n)
 /* Insert (or overwrite the entry with the same bytes). */
 static void vmap_put(struct tokenizer *t, const uint8_t *s, size_t n, int32_t id)
 {
-    uint32_t i = (uint32_t)tok_hash(s, n) & t->vmap_mask;
+    uint64_t h = tok_hash(s, n);
+    uint32_t i = (uint32_t)h & t->vmap_mask, tag = (uint32_t)(h >> 32);
     for (;;) {
-        int32_t cur = t->vmap[i];
-        if (cur < 0) { t->vmap[i] = id; return; }
-        size_t m;
-        const uint8_t *b = id_bytes(t, cur, &m);
-        if (m == n && !memcmp(b, s, n)) { t->vmap[i] = id; return; }
+        struct tok_vslot *v = &t->vmap[i];
+        if (v->id < 0) { v->id = id; v->tag = tag; return; }
+        if (v->tag == tag) {
+            size_t m;
+            const uint8_t *b = id_bytes(t, v->id, &m);
+            if (m == n && !memcmp(b, s, n)) { v->id = id; return; }
+        }
         i = (i + 1) & t->vmap_mask;
     }
 }
@@ -141,9 +154,9 @@ uint32_t tok_merge_find(const struct tokenizer *t, int32_t a, int32_t b, int32_t
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     uint32_t i = mhash(key, t->mmask);
     for (;;) {
-        uint64_t k = t->mkey[i];
-        if (k == UINT64_MAX) return UINT32_MAX;
-        if (k == key) { *res = t->mres[i]; return t->mrank[i]; }
+        const struct tok_mslot *m = &t->mmap[i];
+        if (m->key == key) { *res = m->res; return m->rank; }
+        if (m->key == UINT64_MAX) return UINT32_MAX;
         i = (i + 1) & t->mmask;
     }
 }
@@ -152,11 +165,9 @@ static void merge_put(struct tokenizer *t, int32_t a, int32_t b, uint32_t rank, 
 {
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     uint32_t i = mhash(key, t->mmask);
-    while (t->mkey[i] != UINT64_MAX && t->mkey[i] != key) i = (i + 1) & t->mmask;
+    while (t->mmap[i].key != UINT64_MAX && t->mmap[i].key != key) i = (i + 1) & t->mmask;
     /* A repeated pair keeps the later rank, as the JS Map built from the list does. */
-    t->mkey[i] = key;
-    t->mrank[i] = rank;
-    t->mres[i] = res;
+    t->mmap[i] = (struct tok_mslot){key, rank, res};
 }
 
 static uint32_t pow2_at_least(uint64_t n)
@@ -410,8 +421,43 @@ static int load_model(struct tokenizer *t, const cJSON *m, char *err, size_t err
         return -1;
     }
     t->ignore_merges = json_true(m, "ignore_merges");
+    return 0;
+}
+
+/* The slow path's vocab/merges (documents tok_json_split rejects): strings
+ * point into the cJSON tree, which outlives their use. */
+static int big_from_cjson(const cJSON *m, struct tok_json_big *b)
+{
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(m, "vocab");
-    if (!cJSON_IsObject(vocab)) { set_err(err, errlen, "tokenizer.json: model.vocab missing"); return -1; }
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(m, "merges");
+    const cJSON *e;
+    if (!cJSON_IsObject(vocab)) return 0; /* b->vocab stays NULL: reported by the caller */
+    size_t nv = (size_t)cJSON_GetArraySize(vocab), nm = (size_t)cJSON_GetArraySize(merges), mb = 0;
+    b->vocab = calloc(nv + 1, sizeof *b->vocab);
+    b->merges = calloc(nm + 1, sizeof *b->merges);
+    cJSON_ArrayForEach(e, merges) if (cJSON_IsString(e)) mb += strlen(e->valuestring) + 1;
+    b->mblob = malloc(mb + 1);
+    if (!b->vocab || !b->merges || !b->mblob) return -1;
+    cJSON_ArrayForEach(e, vocab) {
+        /* a bad id becomes -1, reported by the caller's checks */
+        b->vocab[b->nvocab].s = e->string;
+        b->vocab[b->nvocab].len = strlen(e->string);
+        b->vocab[b->nvocab].id = (cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble <= 16777216.0)
+                                     ? e->valueint : -1;
+        b->nvocab++;
+    }
+    char *w = b->mblob;
+    cJSON_ArrayForEach(e, merges) {
+        const char *a, *bb;
+        size_t na;
+        if (merge_parts(e, &a, &na, &bb)) { b->merges[b->nmerges].a = NULL; b->nmerges++; continue; }
+        memcpy(w, a, na);
+        w[na] = 0;
+        b->merges[b->nmerges].a = w;
+        b->merges[b->nmerges].b = bb;
+        w += na + 1;
+        b->nmerges++;
+    }
     return 0;
 }
 
@@ -423,6 +469,9 @@ struct tokenizer *tok_load_json(const char *json, size_t len, char *err, size_t 
     struct tokenizer *t = calloc(1, sizeof *t);
     cJSON *root = NULL;
     uint8_t *scratch = NULL;
+    struct tok_json_big big = {0};
+    char *rest = NULL;
+    size_t rest_len = 0;
     if (!t) { set_err(err, errlen, "out of memory"); return NULL; }
     t->unk_id = -1;
     pthread_mutex_init(&t->tls_mu, NULL);
@@ -432,7 +481,18 @@ struct tokenizer *tok_load_json(const char *json, size_t len, char *err, size_t 
         free(t);
         return NULL;
     }
-    root = cJSON_ParseWithLength(json, len);
+    /* vocab and merges by the fast path, the rest by cJSON; a document the
+     * fast path rejects goes to cJSON whole, for its error messages */
+    if (tok_json_split(json, len, &big, &rest, &rest_len) == 0) {
+        root = cJSON_ParseWithLength(rest, rest_len);
+    } else {
+        tok_json_big_fini(&big);
+        root = cJSON_ParseWithLength(json, len);
+        if (root && big_from_cjson(cJSON_GetObjectItemCaseSensitive(root, "model"), &big)) {
+            set_err(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
     if (!root || !cJSON_IsObject(root)) {
         set_err(err, errlen, "tokenizer.json: invalid JSON");
         goto fail;
@@ -446,23 +506,21 @@ struct tokenizer *tok_load_json(const char *json, size_t len, char *err, size_t 
     }
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (load_model(t, model, err, errlen)) goto fail;
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
 
     /* Pass 1: sizes. */
     int64_t max_id = -1;
     size_t blob = 0;
-    int nv = 0;
+    size_t nv = big.nvocab;
     const cJSON *e;
-    cJSON_ArrayForEach(e, vocab) {
-        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 16777216.0) {
-            set_err(err, errlen, "tokenizer.json: bad vocab id for '%s'", e->string);
+    if (!big.vocab) { set_err(err, errlen, "tokenizer.json: model.vocab missing"); goto fail; }
+    for (size_t k = 0; k < nv; k++) {
+        if (big.vocab[k].id < 0) {
+            set_err(err, errlen, "tokenizer.json: bad vocab id for '%s'", big.vocab[k].s);
             goto fail;
         }
-        if (e->valueint > max_id) max_id = e->valueint;
-        blob += strlen(e->string) + 1;
-        nv++;
+        if (big.vocab[k].id > max_id) max_id = big.vocab[k].id;
+        blob += big.vocab[k].len + 1;
     }
     cJSON_ArrayForEach(e, added) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
@@ -495,14 +553,14 @@ struct tokenizer *tok_load_json(const char *json, size_t len, char *err, size_t 
     /* Pass 2: vocab strings, then added tokens overriding the id's piece
      * (the JS library sets vocab[id] = content). */
     size_t bo = 0;
-    cJSON_ArrayForEach(e, vocab) {
-        size_t l = strlen(e->string);
-        int32_t id = e->valueint;
+    for (size_t k = 0; k < nv; k++) {
+        size_t l = big.vocab[k].len;
+        int32_t id = big.vocab[k].id;
         if (t->piece[id]) {
             set_err(err, errlen, "tokenizer.json: vocab id %d used twice", id);
             goto fail;
         }
-        memcpy(t->piece_blob + bo, e->string, l + 1);
+        memcpy(t->piece_blob + bo, big.vocab[k].s, l + 1);
         t->piece[id] = t->piece_blob + bo;
         bo += l + 1;
     }
@@ -559,24 +617,21 @@ struct tokenizer *tok_load_json(const char *json, size_t len, char *err, size_t 
     if (cJSON_IsString(unk)) t->unk_id = tok_token_to_id(t, unk->valuestring);
 
     /* Merges -> (id_a, id_b) -> (rank, id_ab). */
-    int nm = cJSON_GetArraySize(merges);
+    size_t nm = big.nmerges;
     t->mmask = pow2_at_least((uint64_t)nm * 2 + 2) - 1;
     size_t ms = (size_t)t->mmask + 1;
-    t->mkey = malloc(ms * sizeof *t->mkey);
-    t->mrank = malloc(ms * sizeof *t->mrank);
-    t->mres = malloc(ms * sizeof *t->mres);
+    t->mmap = malloc(ms * sizeof *t->mmap);
     scratch = malloc(4096);
-    if (!t->mkey || !t->mrank || !t->mres || !scratch) { set_err(err, errlen, "out of memory"); goto fail; }
-    memset(t->mkey, 0xff, ms * sizeof *t->mkey);
+    if (!t->mmap || !scratch) { set_err(err, errlen, "out of memory"); goto fail; }
+    memset(t->mmap, 0xff, ms * sizeof *t->mmap);
     uint32_t rank = 0;
-    cJSON_ArrayForEach(e, merges) {
-        const char *a, *b;
-        size_t na;
-        if (merge_parts(e, &a, &na, &b)) {
+    for (size_t k = 0; k < nm; k++) {
+        const char *a = big.merges[k].a, *b = big.merges[k].b;
+        if (!a) {
             set_err(err, errlen, "tokenizer.json: merge %u is not \"a b\" or [a, b]", rank);
             goto fail;
         }
-        size_t nb = strlen(b);
+        size_t na = strlen(a), nb = strlen(b);
         if (na + nb + 1 > 4096) {
             set_err(err, errlen, "tokenizer.json: merge %u too long", rank);
             goto fail;
@@ -612,49 +667,42 @@ struct tokenizer *tok_load_json(const char *json, size_t len, char *err, size_t 
     }
     free(scratch);
     cJSON_Delete(root);
+    free(rest);
+    tok_json_big_fini(&big);
     return t;
 fail:
     free(scratch);
     cJSON_Delete(root);
+    free(rest);
+    tok_json_big_fini(&big);
     tok_free(t);
     return NULL;
 }
 
 struct tokenizer *tok_load(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         set_err(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = NULL;
-    size_t cap = 0, len = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : (1u << 22);
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                set_err(err, errlen, "%s: out of memory", path);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0) break;
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size <= 0) {
+        set_err(err, errlen, "%s: not a regular non-empty file", path);
+        close(fd);
+        return NULL;
     }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        set_err(err, errlen, "%s: read error", path);
+    /* mmap: the 4-7 MB file is scanned once, no copy */
+    size_t len = (size_t)st.st_size;
+    void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) {
+        set_err(err, errlen, "%s: mmap: %s", path, strerror(errno));
         return NULL;
     }
     char e2[400] = "";
-    struct tokenizer *t = tok_load_json(buf, len, e2, sizeof e2);
-    free(buf);
+    struct tokenizer *t = tok_load_json(m, len, e2, sizeof e2);
+    munmap(m, len);
     if (!t) set_err(err, errlen, "%s: %s", path, e2);
     return t;
 }
@@ -677,9 +725,7 @@ void tok_free(struct tokenizer *t)
     free(t->bytes_off);
     free(t->flags);
     free(t->vmap);
-    free(t->mkey);
-    free(t->mrank);
-    free(t->mres);
+    free(t->mmap);
     free(t->post_pre);
     free(t->post_suf);
     free(t);

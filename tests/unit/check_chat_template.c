@@ -1,0 +1,452 @@
+/* tests/unit/check_chat_template.c: the chat-template interpreter against the
+ * reference engine.
+ *
+ * tests/fixtures/templates/cases.json lists (template, context) cases: the
+ * real OLMo 3 instruct template plus ChatML, Llama 3 / 3.1, Qwen 2.5 / 3,
+ * Mistral, Gemma and macro-style templates, and inline feature cases.
+ * expected.json holds what @huggingface/jinja renders for each (regenerate
+ * with `node tools/tmpl-expected.mjs`). Every case is one loop test: the C
+ * output must equal the reference byte for byte, or fail where it fails (with
+ * the same message for raise_exception).
+ * Also: parse errors name the line, model-directory loading (jinja file,
+ * tokenizer_config string and list forms, ChatML fallback) and concurrent
+ * renders of one template from several threads.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "engine/chat_template.h"
+
+#define FIXDIR "tests/fixtures/templates"
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    if (b) b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+static cJSON *load_json(const char *path)
+{
+    char *s = slurp(path);
+    ck_assert_msg(s != NULL, "cannot read %s (run from the repo root)", path);
+    cJSON *j = cJSON_Parse(s);
+    free(s);
+    ck_assert_msg(j != NULL, "%s is not valid JSON", path);
+    return j;
+}
+
+static int n_cases(void)
+{
+    char *s = slurp(FIXDIR "/cases.json");
+    if (!s) return 1; /* one test that then fails with a clear message */
+    cJSON *j = cJSON_Parse(s);
+    free(s);
+    int n = j ? cJSON_GetArraySize(j) : 1;
+    cJSON_Delete(j);
+    return n > 0 ? n : 1;
+}
+
+/* Shows where two renderings first differ. */
+static void diff_msg(char *buf, size_t n, const char *got, const char *want)
+{
+    size_t i = 0;
+    while (got[i] && got[i] == want[i]) i++;
+    size_t from = i > 40 ? i - 40 : 0;
+    snprintf(buf, n, "first difference at byte %zu:\n got: ...%.80s\nwant: ...%.80s", i, got + from, want + from);
+}
+
+START_TEST(test_reference_case)
+{
+    cJSON *cases = load_json(FIXDIR "/cases.json");
+    cJSON *exp = load_json(FIXDIR "/expected.json");
+    cJSON *c = cJSON_GetArrayItem(cases, _i);
+    ck_assert_ptr_nonnull(c);
+    const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
+    cJSON *results = cJSON_GetObjectItem(exp, "results");
+    cJSON *e = NULL;
+    cJSON_ArrayForEach(e, results)
+    {
+        if (!strcmp(cJSON_GetObjectItem(e, "name")->valuestring, name)) break;
+    }
+    ck_assert_msg(e != NULL, "%s: no expected result; rerun node tools/tmpl-expected.mjs", name);
+
+    char *src;
+    cJSON *tf = cJSON_GetObjectItem(c, "template");
+    if (tf) {
+        char path[512];
+        snprintf(path, sizeof(path), FIXDIR "/%s", tf->valuestring);
+        src = slurp(path);
+    } else {
+        src = strdup(cJSON_GetObjectItem(c, "source")->valuestring);
+    }
+    ck_assert_ptr_nonnull(src);
+
+    char err[512] = "";
+    char *out = NULL;
+    struct tmpl *t = tmpl_create(src, err, sizeof(err));
+    int rc = t ? tmpl_render(t, cJSON_GetObjectItem(c, "context"), &out, err, sizeof(err)) : TMPL_ERENDER;
+    cJSON *want_out = cJSON_GetObjectItem(e, "output");
+    cJSON *want_err = cJSON_GetObjectItem(e, "error");
+    if (cJSON_IsTrue(cJSON_GetObjectItem(c, "c_extension"))) {
+        /* the reference fails on a filter we support on purpose (select/reject) */
+        ck_assert_msg(rc == TMPL_OK, "%s: extension case failed: %s", name, err);
+    } else if (want_out) {
+        ck_assert_msg(rc == TMPL_OK, "%s: render failed: %s", name, err);
+        if (strcmp(out, want_out->valuestring)) {
+            char d[512];
+            diff_msg(d, sizeof(d), out, want_out->valuestring);
+            ck_abort_msg("%s: output differs from @huggingface/jinja; %s", name, d);
+        }
+    } else {
+        ck_assert_msg(want_err != NULL, "%s: expected.json entry has neither output nor error", name);
+        ck_assert_msg(rc != TMPL_OK, "%s: reference fails (%s) but we rendered: %.200s", name, want_err->valuestring,
+                      out ? out : "");
+        ck_assert_ptr_null(out);
+        ck_assert_msg(err[0] || !want_err->valuestring[0], "%s: error without a message", name);
+        /* raise_exception() messages reach the client verbatim */
+        if (strstr(src, "raise_exception") && want_err->valuestring[0] && !strstr(want_err->valuestring, " "))
+            ck_assert_str_eq(err, want_err->valuestring);
+        if (strstr(name, "bad-alternation") || strstr(name, "raise"))
+            ck_assert_str_eq(err, want_err->valuestring);
+    }
+    free(out);
+    tmpl_destroy(t);
+    free(src);
+    cJSON_Delete(cases);
+    cJSON_Delete(exp);
+}
+END_TEST
+
+/* ---- parse errors ------------------------------------------------------------ */
+
+static void expect_parse_error(const char *src, const char *want_sub)
+{
+    char err[512] = "";
+    struct tmpl *t = tmpl_create(src, err, sizeof(err));
+    ck_assert_msg(t == NULL, "template should not parse: %s", src);
+    ck_assert_msg(strstr(err, want_sub) != NULL, "error \"%s\" lacks \"%s\"", err, want_sub);
+}
+
+START_TEST(test_parse_errors_name_line)
+{
+    expect_parse_error("line1\n{% if x %}\nno end\n", "line 3");
+    expect_parse_error("a\nb\n{{ x | wordcount }}", "template line 3: unsupported filter 'wordcount'");
+    expect_parse_error("{% for x in y %}\n{{ x is divisibleby }}{% endfor %}", "template line 2: unsupported test 'divisibleby'");
+    expect_parse_error("\n\n\n{% include 'x.jinja' %}", "template line 4: Unknown statement type: include");
+    expect_parse_error("{{ 'unterminated }}", "Unexpected end of input");
+    expect_parse_error("one\ntwo {{ x + }}", "line 2");
+    expect_parse_error("{% set %}", "line 1");
+    expect_parse_error("{{ a.'x' }}", "Expected identifier or integer following dot operator");
+    expect_parse_error("{# never closed", "Missing end of comment tag");
+    expect_parse_error("{% macro m(a, a) %}{% endmacro %}", "Duplicate parameter name: a");
+    expect_parse_error("{{ f(a=1, 2) }}", "Positional arguments must come before keyword arguments");
+    expect_parse_error("{{ 'x' | 'y' }}", "Expected identifier for the filter");
+    /* trim_blocks removes newlines, yet lines still count in the original source */
+    expect_parse_error("{% if a %}\n{% if b %}\n{% endif %}\n\n{{ x | nope }}{% endif %}", "template line 5");
+    /* a valid template parses and destroys cleanly */
+    char err[128];
+    struct tmpl *t = tmpl_create("{{ messages | length }}", err, sizeof(err));
+    ck_assert_ptr_nonnull(t);
+    tmpl_destroy(t);
+    tmpl_destroy(NULL);
+}
+END_TEST
+
+START_TEST(test_render_error_names_line)
+{
+    char err[512] = "";
+    char *out = (char *)1;
+    struct tmpl *t = tmpl_create("ok\n{% for m in messages %}\n{{ m.content + 1 }}{% endfor %}", err, sizeof(err));
+    ck_assert_ptr_nonnull(t);
+    cJSON *ctx = cJSON_Parse("{\"messages\":[{\"content\":null}]}");
+    ck_assert_int_eq(tmpl_render(t, ctx, &out, err, sizeof(err)), TMPL_ERENDER);
+    ck_assert_ptr_null(out);
+    ck_assert_msg(strstr(err, "template line 3") && strstr(err, "null"), "got: %s", err);
+    /* a non-object context is a clear error, not a crash */
+    cJSON *arr = cJSON_Parse("[1]");
+    ck_assert_int_eq(tmpl_render(t, arr, &out, err, sizeof(err)), TMPL_ERENDER);
+    /* NULL context: no variables; `messages` is undefined -> for over undefined fails */
+    ck_assert_int_eq(tmpl_render(t, NULL, &out, err, sizeof(err)), TMPL_ERENDER);
+    cJSON_Delete(arr);
+    cJSON_Delete(ctx);
+    tmpl_destroy(t);
+}
+END_TEST
+
+START_TEST(test_limits)
+{
+    /* runaway templates hit a limit instead of eating the server */
+    char err[512] = "";
+    char *out = NULL;
+    struct tmpl *t = tmpl_create("{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}", err, sizeof(err));
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(tmpl_render(t, NULL, &out, err, sizeof(err)), TMPL_ERENDER);
+    ck_assert_msg(strstr(err, "too deep") != NULL, "got: %s", err);
+    tmpl_destroy(t);
+    t = tmpl_create("{{ range(100000000) | length }}", err, sizeof(err));
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(tmpl_render(t, NULL, &out, err, sizeof(err)), TMPL_ERENDER);
+    tmpl_destroy(t);
+}
+END_TEST
+
+/* ---- model directories ---------------------------------------------------------- */
+
+static void mkmodel(char *dir, size_t n)
+{
+    snprintf(dir, n, "/tmp/ds_tmpl_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void rm_model(const char *dir)
+{
+    const char *names[] = {"chat_template.jinja", "tokenizer_config.json", "chat_template.json"};
+    char path[512];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+static char *render_str(const struct tmpl *t, const char *ctx_json)
+{
+    char err[512] = "";
+    char *out = NULL;
+    cJSON *ctx = cJSON_Parse(ctx_json);
+    ck_assert_ptr_nonnull(ctx);
+    int rc = tmpl_render(t, ctx, &out, err, sizeof(err));
+    cJSON_Delete(ctx);
+    ck_assert_msg(rc == TMPL_OK, "render failed: %s", err);
+    return out;
+}
+
+START_TEST(test_fallback_chatml)
+{
+    char dir[64], err[512] = "";
+    int fb = -1;
+    mkmodel(dir, sizeof(dir));
+    write_file(dir, "tokenizer_config.json", "{\"eos_token\": \"<|endoftext|>\"}");
+    struct tmpl *t = tmpl_load_for_model(dir, err, sizeof(err), &fb);
+    ck_assert_msg(t != NULL, "%s", err);
+    ck_assert_int_eq(fb, 1);
+    char *out = render_str(t, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"add_generation_prompt\":true}");
+    ck_assert_str_eq(out, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+    free(out);
+    tmpl_destroy(t);
+    /* no tokenizer_config.json at all: still the fallback */
+    rm_model(dir);
+    mkmodel(dir, sizeof(dir));
+    t = tmpl_load_for_model(dir, err, sizeof(err), NULL);
+    ck_assert_ptr_nonnull(t);
+    tmpl_destroy(t);
+    rm_model(dir);
+}
+END_TEST
+
+START_TEST(test_tokenizer_config_string)
+{
+    char dir[64], err[512] = "";
+    int fb = -1;
+    mkmodel(dir, sizeof(dir));
+    write_file(dir, "tokenizer_config.json",
+               "{\"bos_token\": {\"content\": \"<s>\", \"lstrip\": false}, \"eos_token\": \"</s>\","
+               " \"chat_template\": \"{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}{{ eos_token }}\"}");
+    struct tmpl *t = tmpl_load_for_model(dir, err, sizeof(err), &fb);
+    ck_assert_msg(t != NULL, "%s", err);
+    ck_assert_int_eq(fb, 0);
+    char *out = render_str(t, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
+    ck_assert_str_eq(out, "<s>[user]x</s>"); /* bos/eos defaults from the config */
+    free(out);
+    out = render_str(t, "{\"messages\":[],\"bos_token\":\"B\",\"eos_token\":\"E\"}");
+    ck_assert_str_eq(out, "BE"); /* the caller's tokens win */
+    free(out);
+    tmpl_destroy(t);
+    /* chat_template.jinja takes precedence over the config's string */
+    write_file(dir, "chat_template.jinja", "jinja file {{ eos_token }}\n");
+    t = tmpl_load_for_model(dir, err, sizeof(err), &fb);
+    ck_assert_ptr_nonnull(t);
+    out = render_str(t, "{}");
+    ck_assert_str_eq(out, "jinja file </s>");
+    free(out);
+    tmpl_destroy(t);
+    /* a broken template is a startup error naming file and line */
+    write_file(dir, "chat_template.jinja", "ok\n{{ x | bogus }}");
+    t = tmpl_load_for_model(dir, err, sizeof(err), &fb);
+    ck_assert_ptr_null(t);
+    ck_assert_msg(strstr(err, "chat_template.jinja") && strstr(err, "line 2"), "got: %s", err);
+    rm_model(dir);
+}
+END_TEST
+
+START_TEST(test_tokenizer_config_list)
+{
+    char dir[64], err[512] = "";
+    mkmodel(dir, sizeof(dir));
+    write_file(dir, "tokenizer_config.json",
+               "{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"TOOLS{{ tools | length }}\"},"
+               " {\"name\": \"default\", \"template\": \"PLAIN{{ messages | length }}\"},"
+               " {\"name\": \"rag\", \"template\": \"RAG{{ documents | length }}\"}]}");
+    int fb = -1;
+    struct tmpl *t = tmpl_load_for_model(dir, err, sizeof(err), &fb);
+    ck_assert_msg(t != NULL, "%s", err);
+    ck_assert_int_eq(fb, 0);
+    const char *names[4];
+    ck_assert_uint_eq(tmpl_variant_names(t, names, 4), 3);
+    ck_assert_str_eq(names[0], "default");
+    ck_assert_ptr_nonnull(tmpl_variant(t, "tool_use"));
+    ck_assert_ptr_nonnull(tmpl_variant(t, "rag"));
+    ck_assert_ptr_null(tmpl_variant(t, "nope"));
+    ck_assert_ptr_eq(tmpl_variant(t, "default"), t);
+    char *out = render_str(t, "{\"messages\":[1,2]}");
+    ck_assert_str_eq(out, "PLAIN2");
+    free(out);
+    out = render_str(t, "{\"messages\":[1,2], \"tools\": null}");
+    ck_assert_str_eq(out, "PLAIN2"); /* tools: null is "no tools" */
+    free(out);
+    out = render_str(t, "{\"messages\":[1], \"tools\": [1,2,3]}");
+    ck_assert_str_eq(out, "TOOLS3"); /* tools given: tool_use variant */
+    free(out);
+    char *o2 = NULL;
+    cJSON *ctx = cJSON_Parse("{\"documents\":[1]}");
+    ck_assert_int_eq(tmpl_render(tmpl_variant(t, "rag"), ctx, &o2, err, sizeof(err)), TMPL_OK);
+    ck_assert_str_eq(o2, "RAG1");
+    free(o2);
+    cJSON_Delete(ctx);
+    tmpl_destroy(t);
+    /* a broken variant names itself */
+    write_file(dir, "tokenizer_config.json",
+               "{\"chat_template\": [{\"name\": \"default\", \"template\": \"ok\"}, {\"name\": \"tool_use\", \"template\": \"{% if %}\"}]}");
+    t = tmpl_load_for_model(dir, err, sizeof(err), &fb);
+    ck_assert_ptr_null(t);
+    ck_assert_msg(strstr(err, "tool_use") && strstr(err, "line 1"), "got: %s", err);
+    write_file(dir, "tokenizer_config.json", "{\"chat_template\": 5}");
+    ck_assert_ptr_null(tmpl_load_for_model(dir, err, sizeof(err), &fb));
+    write_file(dir, "tokenizer_config.json", "{not json");
+    ck_assert_ptr_null(tmpl_load_for_model(dir, err, sizeof(err), &fb));
+    rm_model(dir);
+}
+END_TEST
+
+/* ---- threads ---------------------------------------------------------------------- */
+
+struct thr {
+    const struct tmpl *t;
+    const char *ctx;
+    const char *want;
+    int bad;
+};
+
+static void *thr_main(void *arg)
+{
+    struct thr *th = arg;
+    cJSON *ctx = cJSON_Parse(th->ctx);
+    for (int i = 0; i < 300; i++) {
+        char err[256], *out = NULL;
+        if (tmpl_render(th->t, ctx, &out, err, sizeof(err)) != TMPL_OK || strcmp(out, th->want)) th->bad++;
+        free(out);
+    }
+    cJSON_Delete(ctx);
+    return NULL;
+}
+
+START_TEST(test_concurrent_render)
+{
+    char *src = slurp(FIXDIR "/olmo3-instruct.jinja");
+    ck_assert_ptr_nonnull(src);
+    char err[512];
+    struct tmpl *t = tmpl_create(src, err, sizeof(err));
+    ck_assert_msg(t != NULL, "%s", err);
+    /* different contexts per thread, each checked against a single-threaded render */
+    static const char *ctxs[4] = {
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"tools\":null,\"add_generation_prompt\":true}",
+        "{\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"b\"}],\"tools\":[{\"name\":\"f\"}]}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"assistant\",\"tool_calls\":[{\"function\":{\"name\":\"f\",\"arguments\":{\"x\":1,\"y\":[2]}}}]}],\"tools\":null,\"eos_token\":\"E\"}",
+        "{\"messages\":[{\"role\":\"tool\",\"content\":\"d\"}],\"tools\":[]}",
+    };
+    char *want[4];
+    for (int i = 0; i < 4; i++) want[i] = render_str(t, ctxs[i]);
+    pthread_t th[8];
+    struct thr a[8];
+    for (int i = 0; i < 8; i++) {
+        a[i] = (struct thr){t, ctxs[i % 4], want[i % 4], 0};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, thr_main, &a[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(a[i].bad, 0);
+    }
+    for (int i = 0; i < 4; i++) free(want[i]);
+    tmpl_destroy(t);
+    free(src);
+}
+END_TEST
+
+START_TEST(test_strftime_now)
+{
+    char err[256];
+    struct tmpl *t = tmpl_create("{{ strftime_now('%Y-%m-%d|%B|%b|%%|%Q') }}", err, sizeof(err));
+    ck_assert_ptr_nonnull(t);
+    char *out = NULL;
+    time_t before = time(NULL);
+    ck_assert_int_eq(tmpl_render(t, NULL, &out, err, sizeof(err)), TMPL_OK);
+    time_t after = time(NULL);
+    char w1[64], w2[64];
+    struct tm tm;
+    localtime_r(&before, &tm);
+    strftime(w1, sizeof(w1), "%Y-%m-%d|%B|%b|%%|%%Q", &tm);
+    localtime_r(&after, &tm);
+    strftime(w2, sizeof(w2), "%Y-%m-%d|%B|%b|%%|%%Q", &tm);
+    ck_assert_msg(!strcmp(out, w1) || !strcmp(out, w2), "got %s want %s", out, w1);
+    free(out);
+    tmpl_destroy(t);
+}
+END_TEST
+
+Suite *chat_template_suite(void)
+{
+    Suite *s = suite_create("chat_template");
+    TCase *ref = tcase_create("reference");
+    tcase_add_loop_test(ref, test_reference_case, 0, n_cases());
+    suite_add_tcase(s, ref);
+    TCase *tc = tcase_create("api");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_parse_errors_name_line);
+    tcase_add_test(tc, test_render_error_names_line);
+    tcase_add_test(tc, test_limits);
+    tcase_add_test(tc, test_fallback_chatml);
+    tcase_add_test(tc, test_tokenizer_config_string);
+    tcase_add_test(tc, test_tokenizer_config_list);
+    tcase_add_test(tc, test_concurrent_render);
+    tcase_add_test(tc, test_strftime_now);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -68,13 +68,18 @@ struct tok_tls {
     struct tok_cw *cache; /* [TOK_CW_SLOTS] */
 };
 
+/* Vocabulary slot, 16 bytes: pieces of up to TOK_VS_INLINE bytes are
+ * compared in the slot itself (one cache miss per probe); longer ones keep
+ * their first 8 bytes here as a filter and are confirmed in t->bytes. */
+#define TOK_VS_INLINE 11
 struct tok_vslot {
-    int32_t id;
-    uint32_t tag;
+    int32_t id1;   /* id + 1; 0 = empty (so calloc'd memory is an empty map) */
+    uint8_t len;   /* byte length, or 0xFF for longer than TOK_VS_INLINE */
+    uint8_t b[TOK_VS_INLINE];
 };
 
 struct tok_mslot {
-    uint64_t key; /* UINT64_MAX = empty */
+    uint64_t nkey; /* ~(a << 32 | b); 0 = empty */
     uint32_t rank;
     int32_t res;
 };
@@ -86,8 +91,7 @@ struct tokenizer {
     uint8_t *bytes;         /* owned: concatenated raw bytes of each id's piece */
     uint32_t *bytes_off;    /* [n_ids + 1] offsets into bytes */
     uint8_t *flags;         /* [n_ids] TOK_F_* */
-    /* raw bytes -> id, open addressing; id -1 = empty; tag = high hash bits
-     * so most probes skip the byte compare */
+    /* raw bytes -> id, open addressing with linear probing */
     struct tok_vslot *vmap;
     uint32_t vmap_mask;
     /* merges: key (a << 32 | b) -> rank, result id, one cache line per probe */

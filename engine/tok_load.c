@@ -111,18 +111,24 @@ static const uint8_t *id_bytes(const struct tokenizer *t, int32_t id, size_t *n)
     return t->bytes + t->bytes_off[id];
 }
 
+/* Does slot v hold the n bytes s? */
+static inline bool vslot_eq(const struct tokenizer *t, const struct tok_vslot *v, const uint8_t *s,
+                            size_t n)
+{
+    if (n <= TOK_VS_INLINE) return v->len == n && !memcmp(v->b, s, n);
+    if (v->len != 0xFF || memcmp(v->b, s, 8)) return false;
+    size_t m;
+    const uint8_t *b = id_bytes(t, v->id1 - 1, &m);
+    return m == n && !memcmp(b, s, n);
+}
+
 int32_t tok_vocab_find(const struct tokenizer *t, const uint8_t *s, size_t n)
 {
-    uint64_t h = tok_hash(s, n);
-    uint32_t i = (uint32_t)h & t->vmap_mask, tag = (uint32_t)(h >> 32);
+    uint32_t i = (uint32_t)tok_hash(s, n) & t->vmap_mask;
     for (;;) {
         const struct tok_vslot *v = &t->vmap[i];
-        if (v->id < 0) return -1;
-        if (v->tag == tag) {
-            size_t m;
-            const uint8_t *b = id_bytes(t, v->id, &m);
-            if (m == n && !memcmp(b, s, n)) return v->id;
-        }
+        if (!v->id1) return -1;
+        if (vslot_eq(t, v, s, n)) return v->id1 - 1;
         i = (i + 1) & t->vmap_mask;
     }
 }
@@ -130,16 +136,16 @@ int32_t tok_vocab_find(const struct tokenizer *t, const uint8_t *s, size_t n)
 /* Insert (or overwrite the entry with the same bytes). */
 static void vmap_put(struct tokenizer *t, const uint8_t *s, size_t n, int32_t id)
 {
-    uint64_t h = tok_hash(s, n);
-    uint32_t i = (uint32_t)h & t->vmap_mask, tag = (uint32_t)(h >> 32);
+    uint32_t i = (uint32_t)tok_hash(s, n) & t->vmap_mask;
     for (;;) {
         struct tok_vslot *v = &t->vmap[i];
-        if (v->id < 0) { v->id = id; v->tag = tag; return; }
-        if (v->tag == tag) {
-            size_t m;
-            const uint8_t *b = id_bytes(t, v->id, &m);
-            if (m == n && !memcmp(b, s, n)) { v->id = id; return; }
+        if (!v->id1) {
+            v->id1 = id + 1;
+            v->len = n <= TOK_VS_INLINE ? (uint8_t)n : 0xFF;
+            memcpy(v->b, s, n <= TOK_VS_INLINE ? n : 8);
+            return;
         }
+        if (vslot_eq(t, v, s, n)) { v->id1 = id + 1; return; }
         i = (i + 1) & t->vmap_mask;
     }
 }
@@ -153,10 +159,11 @@ uint32_t tok_merge_find(const struct tokenizer *t, int32_t a, int32_t b, int32_t
 {
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     uint32_t i = mhash(key, t->mmask);
+    uint64_t nk = ~key; /* stored inverted: 0 = empty, and ids < 2^24 never give ~0 */
     for (;;) {
         const struct tok_mslot *m = &t->mmap[i];
-        if (m->key == key) { *res = m->res; return m->rank; }
-        if (m->key == UINT64_MAX) return UINT32_MAX;
+        if (m->nkey == nk) { *res = m->res; return m->rank; }
+        if (!m->nkey) return UINT32_MAX;
         i = (i + 1) & t->mmask;
     }
 }
@@ -165,9 +172,9 @@ static void merge_put(struct tokenizer *t, int32_t a, int32_t b, uint32_t rank, 
 {
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     uint32_t i = mhash(key, t->mmask);
-    while (t->mmap[i].key != UINT64_MAX && t->mmap[i].key != key) i = (i + 1) & t->mmask;
+    while (t->mmap[i].nkey && t->mmap[i].nkey != ~key) i = (i + 1) & t->mmask;
     /* A repeated pair keeps the later rank, as the JS Map built from the list does. */
-    t->mmap[i] = (struct tok_mslot){key, rank, res};
+    t->mmap[i] = (struct tok_mslot){~key, rank, res};
 }
 
 static uint32_t pow2_at_least(uint64_t n)
@@ -542,13 +549,12 @@ struct tokenizer *tok_load_json(const char *json, size_t len, char *err, size_t 
     t->bytes = malloc(blob + 1); /* raw bytes never outnumber the UTF-8 chars */
     t->added = calloc((size_t)t->n_added + 1, sizeof *t->added);
     t->vmap_mask = pow2_at_least((uint64_t)nv * 2 + (uint64_t)t->n_added * 2) - 1;
-    t->vmap = malloc(((size_t)t->vmap_mask + 1) * sizeof *t->vmap);
+    t->vmap = calloc((size_t)t->vmap_mask + 1, sizeof *t->vmap);
     if (!t->piece || !t->flags || !t->bytes_off || !t->piece_blob || !t->bytes || !t->added ||
         !t->vmap) {
         set_err(err, errlen, "out of memory");
         goto fail;
     }
-    memset(t->vmap, 0xff, ((size_t)t->vmap_mask + 1) * sizeof *t->vmap);
 
     /* Pass 2: vocab strings, then added tokens overriding the id's piece
      * (the JS library sets vocab[id] = content). */
@@ -620,10 +626,9 @@ struct tokenizer *tok_load_json(const char *json, size_t len, char *err, size_t 
     size_t nm = big.nmerges;
     t->mmask = pow2_at_least((uint64_t)nm * 2 + 2) - 1;
     size_t ms = (size_t)t->mmask + 1;
-    t->mmap = malloc(ms * sizeof *t->mmap);
+    t->mmap = calloc(ms, sizeof *t->mmap);
     scratch = malloc(4096);
     if (!t->mmap || !scratch) { set_err(err, errlen, "out of memory"); goto fail; }
-    memset(t->mmap, 0xff, ms * sizeof *t->mmap);
     uint32_t rank = 0;
     for (size_t k = 0; k < nm; k++) {
         const char *a = big.merges[k].a, *b = big.merges[k].b;

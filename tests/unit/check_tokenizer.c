@@ -282,6 +282,88 @@ START_TEST(test_stream)
 }
 END_TEST
 
+/* ---- round trip ---- */
+
+static size_t put_u8(char *o, uint32_t c)
+{
+    if (c < 0x80) { o[0] = (char)c; return 1; }
+    if (c < 0x800) { o[0] = (char)(0xC0 | (c >> 6)); o[1] = (char)(0x80 | (c & 0x3F)); return 2; }
+    if (c < 0x10000) {
+        o[0] = (char)(0xE0 | (c >> 12));
+        o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (c >> 18));
+    o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+static bool valid_utf8(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char b = s[i], lo = 0x80, hi = 0xBF;
+        size_t k;
+        if (b < 0x80) { i++; continue; }
+        if (b >= 0xC2 && b <= 0xDF) k = 1;
+        else if (b >= 0xE0 && b <= 0xEF) { k = 2; if (b == 0xE0) lo = 0xA0; if (b == 0xED) hi = 0x9F; }
+        else if (b >= 0xF0 && b <= 0xF4) { k = 3; if (b == 0xF0) lo = 0x90; if (b == 0xF4) hi = 0x8F; }
+        else return false;
+        if (i + k >= n || s[i + 1] < lo || s[i + 1] > hi) return false;
+        for (size_t j = 2; j <= k; j++)
+            if ((s[i + j] & 0xC0) != 0x80) return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+/* decode(encode(s)) == s for valid UTF-8 (byte-level BPE is lossless and added
+ * tokens decode verbatim); invalid input still decodes to valid UTF-8. */
+START_TEST(test_roundtrip)
+{
+    struct tokenizer *t = load_named(TOK_NAMES[_i]);
+    static const uint32_t ranges[][2] = {{0x20, 0x7E}, {0x09, 0x0D}, {0xA0, 0x2FF}, {0x300, 0x36F},
+                                         {0x400, 0x4FF}, {0x600, 0x6FF}, {0x900, 0x97F}, {0x3040, 0x30FF},
+                                         {0x4E00, 0x9FFF}, {0xAC00, 0xD7A3}, {0x1F300, 0x1F6FF},
+                                         {0x2000, 0x206F}, {0xFE00, 0xFE0F}, {0x10000, 0x10FFF}};
+    static const char *specials[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|fim_prefix|>"};
+    char buf[2048];
+    for (int iter = 0; iter < 400; iter++) {
+        size_t n = 0;
+        bool invalid = iter % 4 == 3;
+        int len = 1 + (int)(rnd() % 200);
+        for (int k = 0; k < len && n + 16 < sizeof buf; k++) {
+            uint32_t r = rnd() % 100;
+            if (r < 3) {
+                const char *sp = specials[rnd() % 4];
+                memcpy(buf + n, sp, strlen(sp));
+                n += strlen(sp);
+            } else if (invalid && r < 10) buf[n++] = (char)(0x80 + rnd() % 0x80);
+            else if (r < 40) buf[n++] = (char)('a' + rnd() % 26);
+            else if (r < 50) buf[n++] = " \n\t0123456789.,'"[rnd() % 18];
+            else {
+                const uint32_t *g = ranges[rnd() % (sizeof ranges / sizeof ranges[0])];
+                n += put_u8(buf + n, g[0] + rnd() % (g[1] - g[0] + 1));
+            }
+        }
+        int32_t *ids = NULL;
+        int k = tok_encode(t, buf, n, false, &ids);
+        ck_assert_int_ge(k, 0);
+        size_t dl;
+        char *d = tok_decode(t, ids, k, false, &dl);
+        ck_assert_ptr_nonnull(d);
+        ck_assert(valid_utf8((const unsigned char *)d, dl));
+        if (!invalid) ck_assert_msg(dl == n && !memcmp(d, buf, n), "%s: round trip differs at iter %d",
+                                    TOK_NAMES[_i], iter);
+        free(d);
+        free(ids);
+    }
+    tok_free(t);
+}
+END_TEST
+
 /* ---- a tiny generated tokenizer ---- */
 
 /* GPT-2 bytes_to_unicode, JSON-escaped, for byte b. */
@@ -523,6 +605,7 @@ Suite *tokenizer_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_stream);
     tcase_add_test(tc, test_threads);
+    tcase_add_loop_test(tc, test_roundtrip, 0, 3);
     suite_add_tcase(s, tc);
     tc = tcase_create("features");
     tcase_add_test(tc, test_split_behaviors);

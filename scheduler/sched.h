@@ -86,7 +86,8 @@ struct sched_config {
     int max_model_len;               /* prompt + output limit (default: cfg max_position_embeddings) */
     int max_queued;                  /* waiting requests before -EAGAIN (default 1024) */
     /* KV blocks, block size and slots are read from eng->mem (the plan). */
-    uint64_t default_seed;           /* --seed: seeds requests that give none */
+    uint64_t default_seed;           /* --seed: seeds requests that give none (each gets
+                                        its own stream); 0 = from the clock */
     bool log_requests;               /* one INFO line per finished request (default true) */
 };
 

@@ -84,6 +84,7 @@ struct sched_req_impl {
     struct sched_tok_lp *plp;      /* [prompt_len] engine-side accumulation */
     bool touched;                  /* notify after this step */
     bool first_token_seen;
+    bool scheduled_once;
     int64_t arrival_ns;            /* copy of timing.arrival_ns for the engine thread */
     int active_index;              /* position in sched->active */
     /* [outbox] */

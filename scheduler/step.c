@@ -337,7 +337,10 @@ int sched_run_step(struct sched *s)
             s->lrow_pos[L] = -1;
             L++;
         }
-        ob_set_timing(q->r, 1, now);
+        if (!im->scheduled_once) { /* first step that runs any of its tokens */
+            im->scheduled_once = true;
+            ob_set_timing(q->r, 1, now);
+        }
         T += nt;
         N++;
     }

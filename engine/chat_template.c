@@ -141,6 +141,7 @@ int tmpl_render(const struct tmpl *t, const cJSON *context, char **out, char *er
     struct tmpl_rt rt = {0};
     struct tbuf buf = {0};
     rt.arena.limit = TMPL_RENDER_MEM_LIMIT;
+    rt.arena.cached = 1;
     rt.err = e;
     rt.errlen = sizeof(e);
     if (render_guarded(&rt, t, context, &buf)) {

@@ -31,9 +31,11 @@ struct tmpl_arena {
     struct tmpl_blk *head; /* owned chain of blocks */
     size_t total;          /* bytes allocated so far */
     size_t limit;          /* 0 = unlimited; else allocation beyond fails */
+    int cached;            /* recycle blocks through a per-thread cache (renders) */
 };
 /* Returns zeroed memory, or NULL when out of memory / over the limit. */
 void *ta_alloc(struct tmpl_arena *a, size_t n);
+void *ta_alloc_raw(struct tmpl_arena *a, size_t n); /* not zeroed */
 void ta_free_all(struct tmpl_arena *a);
 
 /* ---- strings ------------------------------------------------------------ */

@@ -9,6 +9,7 @@
  * on the template's arena during tmpl_create; no globals.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,19 +24,60 @@ struct tmpl_blk {
     max_align_t data[];
 };
 
-void *ta_alloc(struct tmpl_arena *a, size_t n)
+#define TMPL_BLK 65536
+#define TMPL_CACHE_MAX 32 /* blocks kept per thread: 2 MiB */
+
+/* Each HTTP thread keeps the standard-size blocks of its last renders: a
+ * render then touches memory that is already mapped instead of faulting in
+ * fresh pages (glibc returns freed 64 KiB chunks to the kernel). */
+struct blk_cache {
+    struct tmpl_blk *head;
+    int n;
+};
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_dtor(void *p)
+{
+    struct blk_cache *c = p;
+    for (struct tmpl_blk *b = c->head, *nx; b; b = nx) {
+        nx = b->next;
+        free(b);
+    }
+    free(c);
+}
+static void cache_init(void) { (void)pthread_key_create(&cache_key, cache_dtor); }
+
+static struct blk_cache *cache_get(int create)
+{
+    pthread_once(&cache_once, cache_init);
+    struct blk_cache *c = pthread_getspecific(cache_key);
+    if (!c && create && (c = calloc(1, sizeof(*c))) && pthread_setspecific(cache_key, c)) {
+        free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+/* Uninitialized memory (buffers that are written before they are read). */
+void *ta_alloc_raw(struct tmpl_arena *a, size_t n)
 {
     n = (n + 15) & ~(size_t)15;
     if (n == 0) n = 16;
     if (a->limit && a->total + n > a->limit) return NULL;
     struct tmpl_blk *b = a->head;
     if (!b || b->cap - b->used < n) {
-        size_t cap = n > 65536 ? n : 65536;
-        b = malloc(sizeof(*b) + cap);
-        if (!b) return NULL;
+        size_t cap = n > TMPL_BLK ? n : TMPL_BLK;
+        struct blk_cache *c = a->cached && cap == TMPL_BLK ? cache_get(0) : NULL;
+        if (c && c->head) {
+            b = c->head;
+            c->head = b->next, c->n--;
+        } else {
+            b = malloc(sizeof(*b) + cap);
+            if (!b) return NULL;
+        }
         b->next = a->head, b->used = 0, b->cap = cap;
         a->head = b;
-        memset(b->data, 0, cap);
     }
     void *p = (char *)b->data + b->used;
     b->used += n;
@@ -43,10 +85,22 @@ void *ta_alloc(struct tmpl_arena *a, size_t n)
     return p;
 }
 
+void *ta_alloc(struct tmpl_arena *a, size_t n)
+{
+    void *p = ta_alloc_raw(a, n);
+    if (p) memset(p, 0, n);
+    return p;
+}
+
 void ta_free_all(struct tmpl_arena *a)
 {
+    struct blk_cache *c = a->cached ? cache_get(1) : NULL;
     for (struct tmpl_blk *b = a->head, *nx; b; b = nx) {
         nx = b->next;
+        if (c && b->cap == TMPL_BLK && c->n < TMPL_CACHE_MAX) {
+            b->next = c->head, c->head = b, c->n++;
+            continue;
+        }
         free(b);
     }
     a->head = NULL;
@@ -71,7 +125,8 @@ void tbuf_put(struct tmpl_rt *rt, struct tbuf *b, const char *p, size_t n)
     if (b->n + n > b->cap) {
         size_t nc = b->cap ? b->cap * 2 : 64;
         while (nc < b->n + n) nc *= 2;
-        char *np = tmpl_alloc(rt, nc);
+        char *np = ta_alloc_raw(&rt->arena, nc);
+        if (!np) tmpl_fail(rt, "template rendering exceeded its memory limit");
         if (b->n) memcpy(np, b->p, b->n);
         b->p = np, b->cap = nc;
     }

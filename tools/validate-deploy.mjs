@@ -405,6 +405,15 @@ function makefilePkgs() {
   const m = /^PKGS\s*:?=\s*(.*)$/m.exec(mk);
   return m ? m[1].trim().split(/\s+/) : [];
 }
+// Top-level directories of the Makefile's $(wildcard ...) source patterns.
+function makefileSourceDirs() {
+  const mk = fs.readFileSync(path.join(ROOT, "Makefile"), "utf8").replace(/\\\n/g, " "); // join continuations
+  const dirs = new Set();
+  for (const m of mk.matchAll(/^\s*(?:LIB_SRCS|CU_SRCS)\s*[:+]?=.*$/gm))
+    for (const w of m[0].matchAll(/\$\(wildcard ([^)]*)\)/g))
+      for (const pat of w[1].trim().split(/\s+/)) if (pat.includes("/")) dirs.add(pat.split("/")[0]);
+  return dirs;
+}
 // pkg-config module -> Debian/Ubuntu -dev package
 const DEV_PKG = { libmicrohttpd: "libmicrohttpd-dev", libcjson: "libcjson-dev", libuv: "libuv1-dev", "libpcre2-8": "libpcre2-dev" };
 
@@ -468,6 +477,12 @@ function validateDockerfile() {
       check(new RegExp(`\\b${dev.replace(/[-+]/g, "\\$&")}\\b`).test(buildRuns), file, line(build.from), `build stage does not install ${dev} (Makefile PKGS has ${pkg})`);
   }
   check(/\bpkg-config\b/.test(buildRuns), file, line(build.from), "build stage needs pkg-config (the Makefile finds libraries with it)");
+  // Every top-level source directory the Makefile compiles is copied in.
+  const copied = build.ins.filter((i) => i.getKeyword() === "COPY").flatMap((i) => (i.getArgumentsContent() ?? "").trim().split(/\s+/).slice(0, -1))
+    .map((x) => x.replace(/^\.\//, "").split("/")[0]);
+  for (const dir of makefileSourceDirs())
+    check(copied.includes(dir), file, line(build.from), `build stage does not COPY ${dir}/ (the Makefile compiles sources from it)`);
+  check(copied.includes("Makefile"), file, line(build.from), "build stage does not COPY the Makefile");
 
   // COPY sources exist in the context and are not excluded.
   const patterns = dockerignorePatterns();

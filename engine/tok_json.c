@@ -155,7 +155,9 @@ static const char *walk_object(const char *p, const char *e,
         if (!ke) return NULL;
         p = ws(ke, e);
         if (p >= e || *p != ':') return NULL;
-        const char *v = ws(p + 1, e), *ve = fn(ctx, ks, (size_t)(ke - 1 - ks), v, e);
+        const char *v = ws(p + 1, e);
+        if (v >= e) return NULL;
+        const char *ve = fn(ctx, ks, (size_t)(ke - 1 - ks), v, e);
         if (!ve) return NULL;
         p = ws(ve, e);
         if (p < e && *p == ',') { p++; continue; }

@@ -71,7 +71,8 @@ static void u2b_build(void)
     }
 }
 
-/* Decode one UTF-8 code point (input is valid JSON-parsed UTF-8). */
+/* Decode one UTF-8 code point of a NUL-terminated string validated by
+ * utf8_ok (so no sequence runs past the terminator). */
 static uint32_t utf8_next(const unsigned char **p)
 {
     const unsigned char *s = *p;
@@ -81,10 +82,30 @@ static uint32_t utf8_next(const unsigned char **p)
     else if (k == 3) c = ((c & 0x0F) << 12) | ((s[1] & 0x3F) << 6) | (s[2] & 0x3F);
     else if (k == 4)
         c = ((c & 0x07) << 18) | ((s[1] & 0x3F) << 12) | ((s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-    for (int i = 1; i < k; i++)
-        if (!s[i]) { k = i; break; }
     *p = s + k;
     return c;
+}
+
+/* Strict UTF-8 check of a NUL-terminated string (no overlongs, surrogates or
+ * code points above U+10FFFF). Token strings must pass: decoded text is
+ * promised to be valid UTF-8 and added tokens are emitted verbatim. */
+static bool utf8_ok(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        unsigned char b = *s, lo = 0x80, hi = 0xBF;
+        int k;
+        if (b < 0x80) { s++; continue; }
+        if (b >= 0xC2 && b <= 0xDF) k = 1;
+        else if (b >= 0xE0 && b <= 0xEF) { k = 2; if (b == 0xE0) lo = 0xA0; if (b == 0xED) hi = 0x9F; }
+        else if (b >= 0xF0 && b <= 0xF4) { k = 3; if (b == 0xF0) lo = 0x90; if (b == 0xF4) hi = 0x8F; }
+        else return false;
+        if (s[1] < lo || s[1] > hi) return false;
+        for (int j = 2; j <= k; j++)
+            if ((s[j] & 0xC0) != 0x80) return false;
+        s += k + 1;
+    }
+    return true;
 }
 
 /* Byte-level piece -> raw bytes into out (capacity >= strlen(piece)).
@@ -526,6 +547,10 @@ struct tokenizer *tok_load_json(const char *json, size_t len, char *err, size_t 
             set_err(err, errlen, "tokenizer.json: bad vocab id for '%s'", big.vocab[k].s);
             goto fail;
         }
+        if (!utf8_ok(big.vocab[k].s) || strlen(big.vocab[k].s) != big.vocab[k].len) {
+            set_err(err, errlen, "tokenizer.json: vocab entry %zu is not valid UTF-8", k);
+            goto fail;
+        }
         if (big.vocab[k].id > max_id) max_id = big.vocab[k].id;
         blob += big.vocab[k].len + 1;
     }
@@ -533,7 +558,7 @@ struct tokenizer *tok_load_json(const char *json, size_t len, char *err, size_t 
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
         if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 16777216.0 ||
-            !cJSON_IsString(c) || !c->valuestring[0]) {
+            !cJSON_IsString(c) || !c->valuestring[0] || !utf8_ok(c->valuestring)) {
             set_err(err, errlen, "tokenizer.json: bad added_tokens entry");
             goto fail;
         }
@@ -632,7 +657,7 @@ struct tokenizer *tok_load_json(const char *json, size_t len, char *err, size_t 
     uint32_t rank = 0;
     for (size_t k = 0; k < nm; k++) {
         const char *a = big.merges[k].a, *b = big.merges[k].b;
-        if (!a) {
+        if (!a || !utf8_ok(a) || !utf8_ok(b)) {
             set_err(err, errlen, "tokenizer.json: merge %u is not \"a b\" or [a, b]", rank);
             goto fail;
         }
@@ -722,7 +747,7 @@ void tok_free(struct tokenizer *t)
     }
     pthread_mutex_destroy(&t->tls_mu);
     for (int i = 0; i < t->n_pre; i++) pcre2_code_free(t->pre[i].re);
-    for (int i = 0; i < t->n_added; i++) free(t->added[i].content);
+    for (int i = 0; t->added && i < t->n_added; i++) free(t->added[i].content);
     free(t->added);
     free(t->piece);
     free(t->piece_blob);
@@ -759,6 +784,7 @@ int32_t tok_token_to_id(const struct tokenizer *t, const char *piece)
 {
     for (int i = 0; i < t->n_added; i++)
         if (!strcmp(t->added[i].content, piece)) return t->added[i].id;
+    if (!utf8_ok(piece)) return -1;
     size_t l = strlen(piece);
     uint8_t stackbuf[256];
     uint8_t *tmp = l < sizeof stackbuf ? stackbuf : malloc(l + 1);

@@ -342,7 +342,7 @@ START_TEST(test_roundtrip)
                 n += strlen(sp);
             } else if (invalid && r < 10) buf[n++] = (char)(0x80 + rnd() % 0x80);
             else if (r < 40) buf[n++] = (char)('a' + rnd() % 26);
-            else if (r < 50) buf[n++] = " \n\t0123456789.,'"[rnd() % 18];
+            else if (r < 50) buf[n++] = " \n\t0123456789.,'"[rnd() % 16];
             else {
                 const uint32_t *g = ranges[rnd() % (sizeof ranges / sizeof ranges[0])];
                 n += put_u8(buf + n, g[0] + rnd() % (g[1] - g[0] + 1));

@@ -11,12 +11,17 @@
  * (pre-norm of the mixer) and post_attention_layernorm (pre-norm of the MLP);
  * its attention layer (OLMo 2/3 post-norm) has post_attention_layernorm (on the
  * attention output) and post_feedforward_layernorm (on the MLP output). The
- * alternate writer names the norm of each sublayer after the sublayer:
- * attention_layer_norm is the norm tied to the mixer, feedforward_layer_norm
- * the one tied to the MLP. So for GDN layers attention_layer_norm =
- * input_layernorm and feedforward_layer_norm = post_attention_layernorm; for
- * attention layers attention_layer_norm = post_attention_layernorm and
- * feedforward_layer_norm = post_feedforward_layernorm.
+ * released checkpoints (convert_olmo_hybrid_weights_to_hf.py) name the GDN
+ * norms attention_layer_norm / feedforward_layer_norm, and transformers'
+ * conversion mapping for olmo_hybrid renames, in EVERY layer,
+ *     attention_layer_norm   <-> input_layernorm
+ *     feedforward_layer_norm <-> post_attention_layernorm
+ * (on load, and in reverse on save: 5.17 writes attention layers with
+ * feedforward_layer_norm + post_feedforward_layernorm). So accepted are:
+ *   GDN:  in_norm        = input_layernorm | attention_layer_norm
+ *         post_attn_norm = post_attention_layernorm | feedforward_layer_norm
+ *   attn: post_attn_norm = post_attention_layernorm | feedforward_layer_norm
+ *         post_ffn_norm  = post_feedforward_layernorm
  */
 #include "engine/weights.h"
 
@@ -213,12 +218,15 @@ static int load_layer(struct binder *b, struct eng_layer_weights *lw, const stru
         if (bind2(b, &lw->wo, NM("self_attn.o_proj.weight"), C, QD)) return -1;
         if (bind1(b, &lw->q_norm, NM("self_attn.q_norm.weight"), QD)) return -1;
         if (bind1(b, &lw->k_norm, NM("self_attn.k_norm.weight"), KVD)) return -1;
+        /* transformers 5.17's conversion mapping renames post_attention_layernorm
+         * <-> feedforward_layer_norm in every layer (attention layers too), so
+         * an attention layer saved by it holds feedforward_layer_norm (the norm
+         * on the attention output) and post_feedforward_layernorm. */
         if (bind_either(b, &lw->post_attn_norm, pre, "post_attention_layernorm.weight",
-                        "attention_layer_norm.weight", C, &w1))
+                        "feedforward_layer_norm.weight", C, &w1))
             return -1;
-        if (bind_either(b, &lw->post_ffn_norm, pre, "post_feedforward_layernorm.weight",
-                        "feedforward_layer_norm.weight", C, &w2))
-            return -1;
+        if (bind1(b, &lw->post_ffn_norm, NM("post_feedforward_layernorm.weight"), C)) return -1;
+        w2 = w1;
     } else {
         const int64_t KD = (int64_t)c->linear_num_key_heads * c->linear_key_head_dim;
         const int64_t VD = (int64_t)c->linear_num_value_heads * c->linear_value_head_dim;

@@ -40,8 +40,9 @@ struct eng_layer_weights {
     /* norms. Accepted names (weights.c explains the mapping):
      *   GDN:  in_norm = input_layernorm | attention_layer_norm,
      *         post_attn_norm = post_attention_layernorm | feedforward_layer_norm
-     *   attn: post_attn_norm = post_attention_layernorm | attention_layer_norm,
-     *         post_ffn_norm = post_feedforward_layernorm | feedforward_layer_norm */
+     *   attn: post_attn_norm = post_attention_layernorm | feedforward_layer_norm
+     *         (transformers 5.17 renames it so in every layer on save),
+     *         post_ffn_norm = post_feedforward_layernorm */
     struct eng_tensor in_norm;   /* (C)  GDN only: pre-norm of the mixer */
     struct eng_tensor post_attn_norm; /* (C) GDN: pre-norm of the MLP; attn: norm of Attn(x) */
     struct eng_tensor post_ffn_norm;  /* (C) attention only: norm of MLP(h) */

@@ -186,8 +186,8 @@ START_TEST(test_split_conv_alt_norms)
     ck_assert_str_eq(w.norm_variant, "attention/feedforward_layer_norm");
     ck_assert_str_eq(w.layers[0].in_norm.name, "model.layers.0.attention_layer_norm.weight");
     ck_assert_str_eq(w.layers[0].post_attn_norm.name, "model.layers.0.feedforward_layer_norm.weight");
-    ck_assert_str_eq(w.layers[1].post_attn_norm.name, "model.layers.1.attention_layer_norm.weight");
-    ck_assert_str_eq(w.layers[1].post_ffn_norm.name, "model.layers.1.feedforward_layer_norm.weight");
+    ck_assert_str_eq(w.layers[1].post_attn_norm.name, "model.layers.1.feedforward_layer_norm.weight");
+    ck_assert_str_eq(w.layers[1].post_ffn_norm.name, "model.layers.1.post_feedforward_layernorm.weight");
     /* the assembled conv is q, k, v rows in order, uneven parts (15/15/14 of 44) */
     const struct eng_tensor *cv = &w.layers[2].conv;
     ck_assert(cv->owned != NULL && cv->data == cv->owned);
@@ -348,6 +348,17 @@ START_TEST(test_both_norm_names)
     ck_assert_int_eq(stw_add_f32(sw, "model.layers.0.attention_layer_norm.weight", ST_BF16, 1, (int64_t[]){ 16 }, v), 0);
     save(sw);
     load_fails("both model.layers.0.input_layernorm.weight and model.layers.0.attention_layer_norm.weight");
+    /* attention layer: post_attention_layernorm and its saved name together */
+    sw = model(0, ST_BF16);
+    ck_assert_int_eq(stw_add_f32(sw, "model.layers.1.feedforward_layer_norm.weight", ST_BF16, 1, (int64_t[]){ 16 }, v), 0);
+    save(sw);
+    load_fails("both model.layers.1.post_attention_layernorm.weight and model.layers.1.feedforward_layer_norm.weight");
+    /* transformers never writes attention_layer_norm in an attention layer
+     * (it would load as input_layernorm, which those layers lack) */
+    sw = model(0, ST_BF16);
+    ck_assert_int_eq(stw_add_f32(sw, "model.layers.1.attention_layer_norm.weight", ST_BF16, 1, (int64_t[]){ 16 }, v), 0);
+    save(sw);
+    load_fails("unexpected tensor model.layers.1.attention_layer_norm.weight");
 }
 END_TEST
 

@@ -310,10 +310,10 @@ int stw_add_model(struct stw *w, const struct cfg_model *c, enum st_dtype dt, un
             T2(NM("model.layers.%d.self_attn.o_proj.weight", i), C, QD, FILL_MAT, QD);
             T1(NM("model.layers.%d.self_attn.q_norm.weight", i), QD, FILL_NORM);
             T1(NM("model.layers.%d.self_attn.k_norm.weight", i), KVD, FILL_NORM);
-            T1(NM("model.layers.%d.%s.weight", i, alt ? "attention_layer_norm" : "post_attention_layernorm"), C,
+            /* alt: the names transformers 5.17 saves for attention layers */
+            T1(NM("model.layers.%d.%s.weight", i, alt ? "feedforward_layer_norm" : "post_attention_layernorm"), C,
                FILL_NORM);
-            T1(NM("model.layers.%d.%s.weight", i, alt ? "feedforward_layer_norm" : "post_feedforward_layernorm"), C,
-               FILL_NORM);
+            T1(NM("model.layers.%d.post_feedforward_layernorm.weight", i), C, FILL_NORM);
         } else {
             T2(NM("model.layers.%d.linear_attn.q_proj.weight", i), KD, C, FILL_MAT, C);
             T2(NM("model.layers.%d.linear_attn.k_proj.weight", i), KD, C, FILL_MAT, C);

@@ -55,6 +55,7 @@ struct gen_req {
     int error;                        /* first engine error (negative errno) */
     char error_msg[160];
     bool logged;
+    atomic_bool cancelled;            /* the client hung up (watchdog) */
     int64_t start_ns;                 /* request arrival (for the log line) */
 };
 
@@ -65,6 +66,7 @@ static void on_notify(void *user) { http_wake(user); }
 static void cancel_all(void *arg)
 {
     struct gen_req *g = arg;
+    atomic_store(&g->cancelled, true);
     for (int i = 0; i < g->num_groups; i++)
         if (g->groups[i].sr) sched_cancel(g->app->sched, g->groups[i].sr);
 }
@@ -120,6 +122,7 @@ static void log_finished(struct gen_req *g, int status)
 {
     if (g->logged) return;
     g->logged = true;
+    if (atomic_load(&g->cancelled) && g->h) status = 499; /* nginx's "client closed request" */
     atomic_fetch_sub(&g->app->inflight, 1);
     struct sched_timing t = g->groups[0].timing;
     const char *finish = "none";

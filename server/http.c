@@ -243,10 +243,14 @@ static enum MHD_Result first_call(struct http_req *r)
 static enum MHD_Result append_body(struct http_req *r, const char *data, size_t n)
 {
     int64_t max = r->app->args->max_body_size;
-    if ((int64_t)(r->len + n) > max) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "Request body too large (limit %lld bytes)", (long long)max);
-        return reply_err(r, SRV_ETOOBIG, NULL, msg);
+    if (r->too_big || (int64_t)(r->len + n) > max) {
+        /* Answering in the middle of the upload would close the socket with
+         * unread data, and the client would see a reset instead of the 413.
+         * So the rest is read and dropped (up to 4x the limit) and the 413
+         * goes out on the final call. */
+        r->too_big = true;
+        r->discarded += n;
+        return r->discarded > 4 * (uint64_t)max ? MHD_NO : MHD_YES;
     }
     if (r->len + n + 1 > r->cap) {
         size_t nc = r->cap ? r->cap : 4096;
@@ -281,6 +285,11 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         return append_body(r, upload_data, n);
     }
     if (r->responded) return MHD_YES;
+    if (r->too_big) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "Request body too large (limit %lld bytes)", (long long)r->app->args->max_body_size);
+        return reply_err(r, SRV_ETOOBIG, NULL, msg);
+    }
     if (r->gen) return gen_continue(r);   /* resumed after a suspension */
     if (!r->body) {
         r->body = strdup("");

@@ -49,6 +49,8 @@ struct http_req {
     char *body;                       /* owned, NUL-terminated */
     size_t len, cap;
     bool responded;                   /* a response was queued */
+    bool too_big;                     /* body over the limit: dropping the rest */
+    uint64_t discarded;               /* bytes dropped */
     int status;                       /* status of the queued response */
     int64_t start_ns;
     struct gen_req *gen;              /* owned: a completion/chat request */

@@ -17,14 +17,9 @@
 
 /* ---- tests --------------------------------------------------------------------- */
 
-static int is_lower_str(struct tstr s, int upper)
+static int is_cased(struct tmpl_rt *rt, struct tstr s, int upper)
 {
-    for (size_t i = 0; i < s.n; i++) {
-        char c = s.p[i];
-        if (!upper && c >= 'A' && c <= 'Z') return 0;
-        if (upper && c >= 'a' && c <= 'z') return 0;
-    }
-    return 1;
+    return tstr_eqs(s, tmpl_case_map(rt, s, upper, (size_t)-1)); /* str === str.toLowerCase() */
 }
 
 int tmpl_run_test(struct tmpl_rt *rt, struct tstr n, struct tv v, const struct tv *arg)
@@ -45,8 +40,8 @@ int tmpl_run_test(struct tmpl_rt *rt, struct tstr n, struct tv v, const struct t
     if (tstr_eq(n, "iterable")) return (v.t == TV_ARRAY && !v.a->tuple) || v.t == TV_STR;
     if (tstr_eq(n, "mapping")) return v.t == TV_OBJECT;
     if (tstr_eq(n, "sequence")) return v.t == TV_ARRAY || v.t == TV_OBJECT || v.t == TV_STR;
-    if (tstr_eq(n, "lower")) return v.t == TV_STR && is_lower_str(v.s, 0);
-    if (tstr_eq(n, "upper")) return v.t == TV_STR && is_lower_str(v.s, 1);
+    if (tstr_eq(n, "lower")) return v.t == TV_STR && is_cased(rt, v.s, 0);
+    if (tstr_eq(n, "upper")) return v.t == TV_STR && is_cased(rt, v.s, 1);
     if (tstr_eq(n, "defined")) return v.t != TV_UNDEF;
     if (tstr_eq(n, "undefined")) return v.t == TV_UNDEF;
     if (tstr_eq(n, "equalto") || tstr_eq(n, "eq")) {

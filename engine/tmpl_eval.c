@@ -183,18 +183,13 @@ int tmpl_compare(struct tmpl_rt *rt, struct tv a, struct tv b, int cs)
     if (a.t != b.t || (a.t == TV_ARRAY && a.a->tuple != b.a->tuple))
         tmpl_fail(rt, "Cannot compare different types: %s and %s", tv_type_name(a), tv_type_name(b));
     if (a.t != TV_STR) tmpl_fail(rt, "Cannot compare type: %s", tv_type_name(a));
-    /* JS compares UTF-16 units; for the BMP this equals code point order, and
-     * lower-casing is ASCII-only here (see docs/api.md) */
-    size_t n = a.s.n < b.s.n ? a.s.n : b.s.n;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char x = (unsigned char)a.s.p[i], y = (unsigned char)b.s.p[i];
-        if (!cs) {
-            if (x >= 'A' && x <= 'Z') x += 32;
-            if (y >= 'A' && y <= 'Z') y += 32;
-        }
-        if (x != y) return x < y ? -1 : 1;
-    }
-    return a.s.n < b.s.n ? -1 : a.s.n > b.s.n;
+    /* JS compares UTF-16 units; for the BMP this equals UTF-8 byte order */
+    struct tstr x = cs ? a.s : tmpl_case_map(rt, a.s, 0, (size_t)-1);
+    struct tstr y = cs ? b.s : tmpl_case_map(rt, b.s, 0, (size_t)-1);
+    size_t n = x.n < y.n ? x.n : y.n;
+    int c = n ? memcmp(x.p, y.p, n) : 0;
+    if (c) return c < 0 ? -1 : 1;
+    return x.n < y.n ? -1 : x.n > y.n;
 }
 
 /* ---- operators ------------------------------------------------------------------ */
@@ -693,11 +688,25 @@ static int render_for(struct tmpl_rt *rt, const struct tnode *n, struct tscope *
     return 0;
 }
 
+/* `x|first` / `x|last` of an empty list give the reference a bare JS
+ * undefined: fatal wherever it is used, except that storing it with set and
+ * reading it back yields an ordinary undefined. */
+static struct tv eval_set_rhs(struct tmpl_rt *rt, const struct tnode *e, struct tscope *sc)
+{
+    if (e->k == TN_FILTER && e->b->k == TN_IDENT && (tstr_eq(e->b->s, "first") || tstr_eq(e->b->s, "last"))) {
+        struct tv v = tmpl_eval(rt, e->a, sc);
+        if (v.t == TV_ARRAY && v.a->n == 0) return tv_undef();
+        rt->at = e;
+        return tmpl_apply_filter(rt, v, e->b, sc);
+    }
+    return tmpl_eval(rt, e, sc);
+}
+
 static int exec_set(struct tmpl_rt *rt, const struct tnode *n, struct tscope *sc)
 {
     struct tv rhs;
     if (n->b) {
-        rhs = tmpl_eval(rt, n->b, sc);
+        rhs = eval_set_rhs(rt, n->b, sc);
     } else {
         struct tbuf b = {0};
         int fl = tmpl_render_block(rt, &n->l1, sc, &b);

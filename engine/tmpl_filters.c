@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <locale.h>
+#include <pthread.h>
+#include <wctype.h>
 
 #include "engine/tmpl_internal.h"
 
@@ -46,16 +49,69 @@ int tmpl_test_known(struct tstr n) { return in_list(n, TESTS, sizeof(TESTS) / si
 
 /* ---- small helpers ------------------------------------------------------------- */
 
+/* String#toUpperCase / toLowerCase: per code point through the C.UTF-8
+ * locale's simple case mapping (plus ß -> SS); falls back to ASCII when that
+ * locale is missing. JS's context-dependent rules (final sigma) are not done. */
+static locale_t case_loc;
+static pthread_once_t case_once = PTHREAD_ONCE_INIT;
+static void case_init(void) { case_loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0); }
+
+static size_t enc_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) return o[0] = (char)cp, 1;
+    if (cp < 0x800) return o[0] = (char)(0xC0 | cp >> 6), o[1] = (char)(0x80 | (cp & 63)), 2;
+    if (cp < 0x10000)
+        return o[0] = (char)(0xE0 | cp >> 12), o[1] = (char)(0x80 | ((cp >> 6) & 63)), o[2] = (char)(0x80 | (cp & 63)), 3;
+    o[0] = (char)(0xF0 | cp >> 18), o[1] = (char)(0x80 | ((cp >> 12) & 63)), o[2] = (char)(0x80 | ((cp >> 6) & 63));
+    o[3] = (char)(0x80 | (cp & 63));
+    return 4;
+}
+
+static unsigned dec_utf8(const char *s, size_t n, size_t *len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t l = tmpl_utf8_next(s, n);
+    *len = l;
+    if (l == 1) return p[0] < 0x80 ? p[0] : 0xFFFFFFFFu; /* invalid byte: copied as is */
+    unsigned cp = p[0] & (0x7F >> l);
+    for (size_t i = 1; i < l; i++) cp = cp << 6 | (p[i] & 0x3F);
+    return cp;
+}
+
+struct tstr tmpl_case_map(struct tmpl_rt *rt, struct tstr s, int upper, size_t max_cps)
+{
+    pthread_once(&case_once, case_init);
+    char *p = tmpl_alloc(rt, s.n * 2 + 1); /* SS doubles at most */
+    size_t o = 0, cps = 0;
+    for (size_t i = 0; i < s.n;) {
+        size_t l;
+        unsigned cp = dec_utf8(s.p + i, s.n - i, &l);
+        if (cps++ >= max_cps || cp == 0xFFFFFFFFu) {
+            memcpy(p + o, s.p + i, l), o += l, i += l;
+            continue;
+        }
+        unsigned m = cp;
+        if (cp < 0x80) {
+            if (upper && cp >= 'a' && cp <= 'z') m = cp - 32;
+            if (!upper && cp >= 'A' && cp <= 'Z') m = cp + 32;
+        } else if (upper && cp == 0xDF) {
+            p[o++] = 'S', p[o++] = 'S', i += l;
+            continue;
+        } else if (case_loc) {
+            m = (unsigned)(upper ? towupper_l((wint_t)cp, case_loc) : towlower_l((wint_t)cp, case_loc));
+        }
+        size_t el = enc_utf8(p + o, m);
+        if (el > l + 1) { /* never grows past the buffer: keep the original */
+            memcpy(p + o, s.p + i, l), el = l;
+        }
+        o += el, i += l;
+    }
+    return (struct tstr){p, o};
+}
+
 static struct tv str_map(struct tmpl_rt *rt, struct tstr s, int upper)
 {
-    char *p = tmpl_alloc(rt, s.n + 1);
-    for (size_t i = 0; i < s.n; i++) {
-        char c = s.p[i];
-        if (upper && c >= 'a' && c <= 'z') c -= 32;
-        if (!upper && c >= 'A' && c <= 'Z') c += 32;
-        p[i] = c;
-    }
-    return tv_str((struct tstr){p, s.n});
+    return tv_str(tmpl_case_map(rt, s, upper, (size_t)-1));
 }
 
 static int isw(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; }
@@ -73,9 +129,7 @@ static struct tv str_title(struct tmpl_rt *rt, struct tstr s)
 
 static struct tv str_capitalize(struct tmpl_rt *rt, struct tstr s)
 {
-    struct tv r = tv_cstr(rt, s.p, s.n);
-    if (s.n && s.p[0] >= 'a' && s.p[0] <= 'z') ((char *)r.s.p)[0] -= 32;
-    return r;
+    return tv_str(tmpl_case_map(rt, s, 1, 1)); /* first character only */
 }
 
 static int has_prefix(struct tstr s, struct tstr p) { return s.n >= p.n && !memcmp(s.p, p.p, p.n); }

@@ -362,6 +362,8 @@ struct tv tmpl_apply_filter(struct tmpl_rt *rt, struct tv operand, const struct 
 struct tv tmpl_builtin_member(struct tmpl_rt *rt, struct tv self, struct tstr name);
 struct tv tmpl_call_builtin(struct tmpl_rt *rt, const struct tfunc *f, struct tv *args, size_t nargs,
                             struct tobj *kw);
+/* Unicode upper/lower casing of the first max_cps code points (JS toUpperCase). */
+struct tstr tmpl_case_map(struct tmpl_rt *rt, struct tstr s, int upper, size_t max_cps);
 /* Declares globals (true, none, namespace, range, raise_exception, strftime_now, ...). */
 void tmpl_setup_globals(struct tmpl_rt *rt, struct tscope *sc);
 

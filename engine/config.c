@@ -472,6 +472,12 @@ int cfg_parse_json(struct cfg_model *out, const char *json, size_t len, char *er
                  cJSON_IsString(act) ? "'" : "");
             goto done;
         }
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
+        if (q && !cJSON_IsNull(q)) {
+            fail(err, errlen, "quantization_config: quantized checkpoints are not supported (deltaserve loads "
+                              "F32/F16/BF16 weights)");
+            goto done;
+        }
         bool bias;
         if (get_bool(root, "attention_bias", false, &bias, err, errlen)) goto done;
         if (bias) {

@@ -408,6 +408,7 @@ static const struct bad_case {
     { "{\"model_type\":\"olmo_hybrid\",\"rope_scaling\":7}", "rope_scaling" },
     { "{\"model_type\":\"olmo_hybrid\",\"hidden_act\":\"gelu\"}", "hidden_act" },
     { "{\"model_type\":\"olmo_hybrid\",\"attention_bias\":true}", "attention_bias" },
+    { "{\"model_type\":\"olmo_hybrid\",\"quantization_config\":{\"quant_method\":\"fp8\"}}", "quantization_config" },
     { "{\"model_type\":\"olmo_hybrid\",\"linear_conv_kernel_dim\":0}", "linear_conv_kernel_dim" },
     { "{\"model_type\":\"olmo_hybrid\",\"head_dim\":-4}", "head_dim" },
 };

@@ -6,6 +6,7 @@
  * probabilities. Each query's work is independent of the batch around it.
  */
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/par.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -39,7 +40,7 @@ void kern_cpu_attention(float *out, int ldo, const float *q, int ldq, const floa
     int group = Hq / Hkv;
     int ctx_max = cache_len + n;
     int64_t work = (int64_t)n * Hq * ctx_max * D;
-#pragma omp parallel if (work >= (1 << 16))
+#pragma omp parallel if (work >= KERN_CPU_PAR_WORK)
     {
         float *p = malloc(sizeof(float) * (size_t)ctx_max);
 #pragma omp for schedule(dynamic, 4)

@@ -1,6 +1,7 @@
 /* kernels/cpu/conv1d.c: depthwise causal conv + SiLU with conv state (MODEL.md
  * GDN step 2). Engine thread. Channels are independent, so OpenMP splits them. */
 #include "kernels/cpu/conv1d.h"
+#include "kernels/cpu/par.h"
 
 #include <stdint.h>
 
@@ -10,7 +11,7 @@ void kern_cpu_conv1d_silu(float *out, int ldo, const float *u, int ldu, float *s
                           const float *w, int T, int CD, int K)
 {
     int H = K - 1; /* history rows */
-#pragma omp parallel for schedule(static) if ((int64_t)T * CD >= (1 << 15))
+#pragma omp parallel for schedule(static) if ((int64_t)T * CD * K >= KERN_CPU_PAR_WORK)
     for (int c = 0; c < CD; c++) {
         const float *wc = w + (int64_t)c * K;
         for (int t = 0; t < T; t++) {

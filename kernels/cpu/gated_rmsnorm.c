@@ -1,6 +1,7 @@
 /* kernels/cpu/gated_rmsnorm.c: o * rsqrt(mean(o^2) + eps) * w * silu(z), per
  * value head, in HF's order (normalise, weight, then gate). Engine thread. */
 #include "kernels/cpu/gated_rmsnorm.h"
+#include "kernels/cpu/par.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -10,7 +11,7 @@
 void kern_cpu_gated_rmsnorm(float *o, int ldo, const float *z, int ldz, const float *w, int T,
                             int H, int Dv, float eps)
 {
-#pragma omp parallel for schedule(static) if ((int64_t)T * H * Dv >= (1 << 16))
+#pragma omp parallel for schedule(static) if ((int64_t)T * H * Dv >= KERN_CPU_PAR_WORK)
     for (int t = 0; t < T; t++)
         for (int h = 0; h < H; h++) {
             float *oh = o + (int64_t)t * ldo + (int64_t)h * Dv;

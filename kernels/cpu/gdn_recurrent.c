@@ -7,6 +7,7 @@
  * small next to the projections, so no blocking is needed.
  */
 #include "kernels/cpu/gdn_recurrent.h"
+#include "kernels/cpu/par.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -19,7 +20,7 @@ void kern_cpu_gdn_recurrent(float *o, int ldo, const float *q, int ldq, const fl
 {
     int ratio = Hv / Hk;
     int64_t hsz = (int64_t)Dk * Dv;
-#pragma omp parallel if ((int64_t)T * Hv * hsz >= (1 << 16))
+#pragma omp parallel if ((int64_t)T * Hv * hsz >= KERN_CPU_PAR_WORK)
     {
         float *tmp = malloc(sizeof(float) * (size_t)Dv); /* delta, then o */
 #pragma omp for schedule(static)

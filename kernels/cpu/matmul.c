@@ -12,6 +12,7 @@
  * threads: that is what makes batching exact.
  */
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/par.h"
 
 #include <omp.h>
 #include <stdint.h>
@@ -40,7 +41,7 @@ void kern_cpu_matmul(float *y, int ldy, const float *x, int ldx, const float *w,
     int64_t ntiles = (int64_t)nt_tiles * no_tiles;
     /* Small products are not worth waking the thread team. */
     int64_t work = (int64_t)T * n_in * n_out;
-    int par = work >= (1 << 16) && ntiles > 1;
+    int par = work >= KERN_CPU_PAR_WORK && ntiles > 1;
     int nth = nthreads > 0 ? nthreads : omp_get_max_threads();
 #pragma omp parallel for schedule(static) if (par) num_threads(nth)
     for (int64_t tile = 0; tile < ntiles; tile++) {

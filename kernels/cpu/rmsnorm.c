@@ -5,13 +5,14 @@
  * same in that order (x * inv first, then w) so the rounding matches closely.
  */
 #include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/par.h"
 
 #include <math.h>
 #include <stdint.h>
 
 void kern_cpu_rmsnorm(float *y, const float *x, int ld, const float *w, int T, int n, float eps)
 {
-#pragma omp parallel for schedule(static) if ((int64_t)T * n >= (1 << 16))
+#pragma omp parallel for schedule(static) if ((int64_t)T * n >= KERN_CPU_PAR_WORK)
     for (int t = 0; t < T; t++) {
         const float *xr = x + (int64_t)t * ld;
         float *yr = y + (int64_t)t * ld;

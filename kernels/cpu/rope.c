@@ -7,6 +7,7 @@
  * torch; the fixture tests compare the result with the inv_freq HF recorded.
  */
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/par.h"
 
 #include <math.h>
 
@@ -118,7 +119,7 @@ void kern_cpu_rope_apply(float *x, int ld, int nheads, int D, int T, const int32
                          const float *inv_freq, float attn_scale)
 {
     int half = D / 2;
-#pragma omp parallel for schedule(static) if ((int64_t)T * nheads * D >= (1 << 15))
+#pragma omp parallel for schedule(static) if ((int64_t)T * nheads * D >= KERN_CPU_PAR_WORK)
     for (int t = 0; t < T; t++) {
         float pos = (float)positions[t];
         for (int i = 0; i < half; i++) {

@@ -106,42 +106,40 @@ static size_t trim_end(const uint8_t *s, size_t n)
 
 /* ---- BPE ---- */
 
-struct hent {
-    uint32_t rank, pos;
-    int32_t a, b;
-};
-
-static bool hless(const struct hent *x, const struct hent *y)
+/* Heap entries: rank << 32 | position of the pair's left symbol, so one
+ * integer compare orders by rank, then leftmost. */
+static void hsift_down(uint64_t *h, size_t n, size_t i)
 {
-    return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos);
+    uint64_t v = h[i];
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        uint64_t best = v;
+        if (l < n && h[l] < best) { m = l; best = h[l]; }
+        if (l + 1 < n && h[l + 1] < best) m = l + 1;
+        if (m == i) break;
+        h[i] = h[m];
+        i = m;
+    }
+    h[i] = v;
 }
 
-static void hpush(struct hent *h, size_t *n, struct hent v)
+static void hpush(uint64_t *h, size_t *n, uint64_t v)
 {
     size_t i = (*n)++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!hless(&v, &h[p])) break;
+        if (h[p] <= v) break;
         h[i] = h[p];
         i = p;
     }
     h[i] = v;
 }
 
-static struct hent hpop(struct hent *h, size_t *n)
+static uint64_t hpop(uint64_t *h, size_t *n)
 {
-    struct hent top = h[0], v = h[--(*n)];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const struct hent *best = &v;
-        if (l < *n && hless(&h[l], best)) { m = l; best = &h[l]; }
-        if (r < *n && hless(&h[r], best)) m = r;
-        if (m == i) break;
-        h[i] = h[m];
-        i = m;
-    }
-    if (*n) h[i] = v;
+    uint64_t top = h[0];
+    h[0] = h[--(*n)];
+    if (*n) hsift_down(h, *n, 0);
     return top;
 }
 
@@ -173,15 +171,19 @@ static size_t bpe_linear(const struct tokenizer *t, int32_t *id, uint32_t *rank,
     return m;
 }
 
-/* Heap over a linked list for long words. Returns 0 or -1 (out of memory). */
+/* Heap over a linked list for long words (O(n log n)). An entry is stale
+ * when its left symbol died or the pair now there has another rank: ranks
+ * are unique per (a, b), so an equal rank means the same pair. Returns 0 or
+ * -1 (out of memory, or a word of 4 GiB). */
 static int bpe_heap(struct enc *e, const uint8_t *s, size_t n)
 {
     const struct tokenizer *t = e->t;
+    if (n >= UINT32_MAX) return -1;
     int32_t *id = malloc(n * sizeof *id);
     int32_t *nx = malloc(n * sizeof *nx);
     int32_t *pv = malloc(n * sizeof *pv);
-    size_t hcap = 3 * n + 4, hn = 0;
-    struct hent *h = malloc(hcap * sizeof *h);
+    size_t hcap = 2 * n + 4, hn = 0;
+    uint64_t *h = malloc(hcap * sizeof *h);
     int rc = -1;
     if (!id || !nx || !pv || !h) goto out;
     for (size_t i = 0; i < n; i++) {
@@ -192,34 +194,32 @@ static int bpe_heap(struct enc *e, const uint8_t *s, size_t n)
     for (size_t i = 0; i + 1 < n; i++) {
         int32_t r;
         uint32_t rk = tok_merge_find(t, id[i], id[i + 1], &r);
-        if (rk != UINT32_MAX) hpush(h, &hn, (struct hent){rk, (uint32_t)i, id[i], id[i + 1]});
+        if (rk != UINT32_MAX) h[hn++] = (uint64_t)rk << 32 | i;
     }
+    for (size_t k = hn / 2; k-- > 0;) hsift_down(h, hn, k); /* heapify */
     while (hn) {
-        struct hent top = hpop(h, &hn);
-        int32_t i = (int32_t)top.pos, j = nx[i];
-        /* stale: i was merged into its left (pv == -2), or a side changed */
-        if (pv[i] == -2 || j < 0 || id[i] != top.a || id[j] != top.b) continue;
-        int32_t r;
-        tok_merge_find(t, id[i], id[j], &r);
+        uint64_t top = hpop(h, &hn);
+        int32_t i = (int32_t)(uint32_t)top, j = nx[i], r;
+        if (pv[i] == -2 || j < 0) continue; /* i merged into its left, or last */
+        if (tok_merge_find(t, id[i], id[j], &r) != (uint32_t)(top >> 32)) continue;
         id[i] = r;
         nx[i] = nx[j];
         if (nx[j] >= 0) pv[nx[j]] = i;
         pv[j] = -2;
         if (hn + 2 > hcap) {
             hcap *= 2;
-            struct hent *nh = realloc(h, hcap * sizeof *h);
+            uint64_t *nh = realloc(h, hcap * sizeof *h);
             if (!nh) goto out;
             h = nh;
         }
+        int32_t rr;
         if (pv[i] >= 0) {
-            int32_t p = pv[i];
-            uint32_t rk = tok_merge_find(t, id[p], id[i], &r);
-            if (rk != UINT32_MAX) hpush(h, &hn, (struct hent){rk, (uint32_t)p, id[p], id[i]});
+            uint32_t rk = tok_merge_find(t, id[pv[i]], id[i], &rr);
+            if (rk != UINT32_MAX) hpush(h, &hn, (uint64_t)rk << 32 | (uint32_t)pv[i]);
         }
         if (nx[i] >= 0) {
-            int32_t q = nx[i];
-            uint32_t rk = tok_merge_find(t, id[i], id[q], &r);
-            if (rk != UINT32_MAX) hpush(h, &hn, (struct hent){rk, (uint32_t)i, id[i], id[q]});
+            uint32_t rk = tok_merge_find(t, id[i], id[nx[i]], &rr);
+            if (rk != UINT32_MAX) hpush(h, &hn, (uint64_t)rk << 32 | (uint32_t)i);
         }
     }
     for (int32_t i = 0; i >= 0; i = nx[i]) emit_sym(e, id[i]);

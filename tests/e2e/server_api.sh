@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 . tests/e2e/lib.sh
 
 KEY=sk-test-123
-start_server A --api-key "$KEY" --max-body-size 65536 --max-num-seqs 8 --kv-cache-memory 256MiB
+start_server A --api-key "$KEY" --max-model-len 2048 --max-body-size 65536 --max-num-seqs 8 --kv-cache-memory 256MiB
 U="http://127.0.0.1:$A_PORT"
 AUTH=(-H "Authorization: Bearer $KEY")
 post() { curl -s "${AUTH[@]}" -H 'Content-Type: application/json' "$U$1" -d "$2"; }
@@ -91,7 +91,7 @@ check "400 wrong type" eq "$(status "${AUTH[@]}" "$U/v1/completions" -d '{"promp
 check "400 names the param" eq "$(jget '.error.param' <"$E2E_TMP/body")" max_tokens
 check "400 out of range" eq "$(status "${AUTH[@]}" "$U/v1/completions" -d '{"prompt":"a","top_p":3}')" 400
 check "400 unknown fields ignored" eq "$(status "${AUTH[@]}" "$U/v1/completions" -d '{"prompt":"a","max_tokens":1,"frobnicate":true}')" 200
-LONG=$(node -e 'console.log(JSON.stringify({prompt:Array(5000).fill(9906),max_tokens:1}))')
+LONG=$(node -e 'console.log(JSON.stringify({prompt:Array(3000).fill(9906),max_tokens:1}))')
 check "400 prompt too long" eq "$(status "${AUTH[@]}" "$U/v1/completions" -d "$LONG")" 400
 check "context_length_exceeded" eq "$(jget '.error.code' <"$E2E_TMP/body")" context_length_exceeded
 check "400 token id out of vocab" eq "$(status "${AUTH[@]}" "$U/v1/completions" -d '{"prompt":[99999999]}')" 400
@@ -129,7 +129,7 @@ check "some requests served" grep -q 200 $E2E_TMP/q?
 check "429 has Retry-After" bash -c "grep -il 'retry-after' $E2E_TMP/h? >/dev/null"
 
 # --- graceful shutdown: in-flight request finishes, health 503, exit 0
-curl -s "$QU/v1/completions" -d '{"prompt":"x","max_tokens":60,"ignore_eos":true}' -o "$E2E_TMP/drain" -w '%{http_code}' >"$E2E_TMP/drain_code" &
+curl -s "$QU/v1/completions" -d '{"prompt":"x","max_tokens":1000,"ignore_eos":true}' -o "$E2E_TMP/drain" -w '%{http_code}' >"$E2E_TMP/drain_code" &
 CP=$!
 sleep 0.3
 kill -TERM "$Q_PID"
@@ -138,7 +138,7 @@ check "health 503 while draining" eq "$(curl -s -o /dev/null -w '%{http_code}' "
 check "new request 503 while draining" eq "$(curl -s -o /dev/null -w '%{http_code}' "$QU/v1/completions" -d '{"prompt":"x"}')" 503
 wait $CP
 check "in-flight request completed" eq "$(cat "$E2E_TMP/drain_code")" 200
-check "it has all its tokens" eq "$(jget '.usage.completion_tokens' <"$E2E_TMP/drain")" 60
+check "it has all its tokens" eq "$(jget '.usage.completion_tokens' <"$E2E_TMP/drain")" 1000
 wait "$Q_PID"; rc=$?
 check "exit 0 after drain" eq "$rc" 0
 

@@ -58,28 +58,6 @@ static void *signal_main(void *arg)
     return NULL;
 }
 
-static int gauges(void *user, struct metrics_gauges *g)
-{
-    struct srv_app *app = user;
-    if (!app->sched || srv_app_state(app) == SRV_LOADING) return -1;
-    struct sched_stats s;
-    sched_get_stats(app->sched, &s);
-    memset(g, 0, sizeof *g);
-    g->num_requests_running = s.num_running;
-    g->num_requests_waiting = s.num_waiting;
-    g->kv_cache_usage_perc = s.kv_usage;
-    g->gdn_state_slots_used = s.slots_used;
-    g->has_totals = 1;
-    g->prompt_tokens_total = s.prompt_tokens_total;
-    g->generation_tokens_total = s.generation_tokens_total;
-    g->preemptions_total = s.preemptions_total;
-    g->success_total[METRICS_FINISH_STOP] = s.requests_finished[SCHED_FINISH_STOP];
-    g->success_total[METRICS_FINISH_LENGTH] = s.requests_finished[SCHED_FINISH_LENGTH];
-    g->success_total[METRICS_FINISH_ABORT] = s.requests_finished[SCHED_FINISH_ABORT];
-    g->success_total[METRICS_FINISH_ERROR] = s.requests_finished[SCHED_FINISH_ERROR];
-    return 0;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000l};
@@ -143,7 +121,7 @@ int srv_serve_main(int argc, char **argv)
         return 1;
     }
     srv_model_banner(&m, &a);
-    metrics_set_gauge_source(gauges, &app);
+    metrics_attach_sched(m.sched); /* gauges and totals from sched_get_stats */
     atomic_store_explicit(&app.state, SRV_SERVING, memory_order_release);
     LOG_INFO("ready in %.2fs: serving \"%s\" on http://%s:%d", (double)(srv_now_ns() - t0) / 1e9,
              a.served_model_name, a.host, http_port(http));
@@ -167,7 +145,7 @@ int srv_serve_main(int argc, char **argv)
     for (int i = 0; i < 200 && atomic_load(&app.open_gen) > 0; i++) sleep_ms(10);
     atomic_store(&app.state, SRV_STOPPED);
     http_destroy(http);
-    metrics_set_gauge_source(NULL, NULL);
+    metrics_attach_sched(NULL);
     srv_model_unload(&m);
     metrics_fini();
     LOG_INFO("shut down cleanly");

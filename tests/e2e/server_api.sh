@@ -78,6 +78,36 @@ check "stop finish_reason" eq "$(echo "$R" | jget '.choices[0].finish_reason')" 
 check "stop_reason is the string" eq "$(echo "$R" | jget '.choices[0].stop_reason')" "$STOPSTR"
 check "text is cut before the stop" eq "$(echo "$R" | jget '.choices[0].text')" "$(node -e 'const [t,s]=process.argv.slice(1);console.log(t.slice(0,t.indexOf(s)))' "$FULL" "$STOPSTR")"
 
+# --- chat
+CH=$(post /v1/chat/completions '{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"Hi"}]}],"max_tokens":5,"temperature":0}')
+check "chat object" eq "$(echo "$CH" | jget '.object')" chat.completion
+check "chat id" has "$(echo "$CH" | jget '.id')" chatcmpl-
+check "chat role" eq "$(echo "$CH" | jget '.choices[0].message.role')" assistant
+CS=$(post /v1/chat/completions '{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],"max_tokens":5,"temperature":0,"stream":true}')
+check "chat stream: role first" eq "$(echo "$CS" | grep '^data: {' | head -1 | sed 's/^data: //' | jget '.choices[0].delta.role')" assistant
+CST=$(echo "$CS" | grep '^data: {' | sed 's/^data: //' | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{let t="";for(const l of s.trim().split("\n")){for(const c of JSON.parse(l).choices)t+=c.delta.content||""}console.log(t)})')
+check "chat stream == non-stream" eq "$CST" "$(echo "$CH" | jget '.choices[0].message.content')"
+TOOLS='{"messages":[{"role":"user","content":"Weather?"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"c1","content":"sunny"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],"max_tokens":3}'
+check "chat with tools and tool calls" eq "$(status "${AUTH[@]}" "$U/v1/chat/completions" -d "$TOOLS")" 200
+check "chat 400 bad message" eq "$(status "${AUTH[@]}" "$U/v1/chat/completions" -d '{"messages":[{"role":"user"}]}')" 400
+check "chat 400 names the field" eq "$(jget '.error.param' <"$E2E_TMP/body")" "messages[0].content"
+TC=$(post /tokenize '{"messages":[{"role":"user","content":"Hi"}]}' | jget '.count')
+check "tokenize messages counts the template" eq "$(echo "$CH" | jget '.usage.prompt_tokens')" "$(post /tokenize '{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}]}' | jget '.count')"
+check "tokenize messages" test "$TC" -gt 2
+
+# --- the offline CLI prints what /v1/completions returns (ids and times aside)
+BODY='{"prompt":"Hello world","max_tokens":5,"temperature":0,"logprobs":2,"echo":true}'
+post /v1/completions "$BODY" >"$E2E_TMP/http.json"
+"$DS_BIN" complete --model "$MODEL" --device cpu --max-model-len 2048 --prompt "Hello world" --max-tokens 5 \
+    --temperature 0 --logprobs 2 --echo >"$E2E_TMP/cli.json" 2>"$E2E_TMP/cli.err"
+check "complete CLI == /v1/completions" node -e '
+const fs=require("fs");const [a,b]=process.argv.slice(1).map(f=>JSON.parse(fs.readFileSync(f)));
+for(const o of [a,b]){delete o.id;delete o.created;delete o.model}
+if(JSON.stringify(a)!==JSON.stringify(b)){console.log(JSON.stringify(a),"\n",JSON.stringify(b));process.exit(1)}' "$E2E_TMP/http.json" "$E2E_TMP/cli.json"
+check "complete CLI error is an error object" bash -c "'$DS_BIN' complete --model '$MODEL' --device cpu --prompt-tokens 1,99999999 2>/dev/null | grep -q invalid_request_error"
+check "request log line" grep -q 'request cmpl-.* finished: status=200 prompt_tokens=[0-9]* completion_tokens=[0-9]* queue_ms=.* ttft_ms=.* total_ms=' "$A_LOG"
+check "startup banner" bash -c "grep -q 'device: cpu' '$A_LOG' && grep -q 'rope:' '$A_LOG' && grep -q 'KV blocks' '$A_LOG'"
+
 # --- tokenize / detokenize
 T=$(post /tokenize '{"prompt":"Hello world"}')
 check "tokenize count" eq "$(echo "$T" | jget '.count')" 2
@@ -115,7 +145,7 @@ check "disconnected requests cancelled" eq "$idle" yes
 check "cancelled requests logged as 499" bash -c "grep -c 'status=499' '$A_LOG' | grep -q 2 || { grep -i 'finished' '$A_LOG' | tail -3; false; }"
 
 # --- 429: a queue of one
-start_server Q --max-num-seqs 1 --max-queued-requests 1 --kv-cache-memory 64MiB
+start_server Q --log-format json --max-model-len 2048 --max-num-seqs 1 --max-queued-requests 1 --kv-cache-memory 64MiB
 QU="http://127.0.0.1:$Q_PORT"
 QP=""
 for i in 1 2 3 4 5 6; do
@@ -141,5 +171,6 @@ check "in-flight request completed" eq "$(cat "$E2E_TMP/drain_code")" 200
 check "it has all its tokens" eq "$(jget '.usage.completion_tokens' <"$E2E_TMP/drain")" 1000
 wait "$Q_PID"; rc=$?
 check "exit 0 after drain" eq "$rc" 0
+check "json log lines" node -e 'for(const l of require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n")){const o=JSON.parse(l);if(!o.msg||!o.level)process.exit(1)}' "$Q_LOG"
 
 finish

@@ -4,13 +4,14 @@
 # so the runtime image needs no curl. Exit 0 on HTTP 200, 1 otherwise (503
 # while draining or loading, refused connection, timeout).
 #
-# Environment: DELTASERVE_PORT (8000), DELTASERVE_HEALTH_HOST (127.0.0.1),
-# DELTASERVE_HEALTH_TIMEOUT seconds (4), DELTASERVE_API_KEY (sent as a bearer
-# token when set, for --auth-health-metrics).
+# Environment: DELTASERVE_PORT (8000) and DELTASERVE_API_KEY (sent as a
+# bearer token when set, for --auth-health-metrics), the server's own
+# settings, so the probe follows them; HEALTHCHECK_HOST (127.0.0.1) and
+# HEALTHCHECK_TIMEOUT seconds (4).
 set -u
 port=${DELTASERVE_PORT:-8000}
-host=${DELTASERVE_HEALTH_HOST:-127.0.0.1}
-t=${DELTASERVE_HEALTH_TIMEOUT:-4}
+host=${HEALTHCHECK_HOST:-127.0.0.1}
+t=${HEALTHCHECK_TIMEOUT:-4}
 auth=""
 [ -n "${DELTASERVE_API_KEY:-}" ] && auth="Authorization: Bearer ${DELTASERVE_API_KEY}"$'\r\n'
 

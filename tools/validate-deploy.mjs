@@ -47,7 +47,8 @@ const Ajv2019 = require("ajv/dist/2019").default;
 // One run's inputs; set by configure() from command-line style arguments.
 let ROOT, K8S_DIR, DOCKERFILE, COMPOSE, DOCKERIGNORE;
 const USAGE = "usage: validate-deploy.mjs [--root DIR] [--k8s-dir DIR] [--dockerfile F] [--compose F] [--dockerignore F]\n" +
-  "       validate-deploy.mjs --batch FILE   (lines: name<TAB>expected message<TAB>args...: each must fail with it)";
+  "       validate-deploy.mjs --batch FILE   (lines: name<TAB>expected message<TAB>args...: each must fail with it)\n" +
+  "       validate-deploy.mjs --print-launch [options]   (JSON lines: how each deployment starts deltaserve)";
 function configure(args) {
   const o = {};
   for (let i = 0; i < args.length; i++) {
@@ -289,6 +290,8 @@ function crossCheck(all) {
   const args = (c.args ?? []).map(String);
   check(flagValue(args, "--host") === "0.0.0.0", df, `${cw}.args`, "must pass --host 0.0.0.0 (the default 127.0.0.1 is unreachable from the kubelet and the Service)");
   check(flagValue(args, "--model") !== undefined, df, `${cw}.args`, "must pass --model");
+  checkFlags(args, df, `${cw}.args`);
+  checkEnv((c.env ?? []).map((e) => e.name), df, `${cw}.env`);
   const ports = c.ports ?? [];
   const portOk = (p) => ports.some((x) => x.name === p || x.containerPort === p);
   for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) {
@@ -360,6 +363,37 @@ function crossCheck(all) {
         check((e.path ?? "/metrics") === "/metrics", file, `${mw}.spec.endpoints[${i}].path`, "deltaserve serves /metrics");
       }
     }
+  }
+}
+
+// deltaserve's settings: the long flag names of server/args.c's table. The
+// same names, upper-cased with '-' -> '_' behind DELTASERVE_, are the
+// environment variables; the server ignores unknown DELTASERVE_* variables,
+// so a typo there would pass silently without this check.
+let optionCache = null;
+function serverOptions() {
+  if (optionCache && optionCache.root === ROOT) return optionCache.set;
+  const src = fs.readFileSync(path.join(ROOT, "server/args.c"), "utf8");
+  const set = new Set([...src.matchAll(/OPT_[A-Z]\("([a-z0-9-]+)"/g)].map((m) => m[1]));
+  optionCache = { root: ROOT, set };
+  return set;
+}
+// Flags (--name or --name=value) among args must be deltaserve options.
+function checkFlags(args, file, where) {
+  const opts = serverOptions();
+  if (!check(opts.size > 10, path.join(ROOT, "server/args.c"), "options", "could not read the option table")) return;
+  for (const a of args.map(String)) {
+    if (!a.startsWith("--")) continue;
+    const name = a.slice(2).split("=")[0];
+    check(name === "help" || opts.has(name), file, where, `unknown flag ${a} (not in server/args.c)`);
+  }
+}
+function checkEnv(names, file, where) {
+  const opts = serverOptions();
+  for (const n of names) {
+    if (!n.startsWith("DELTASERVE_")) continue;
+    const opt = n.slice("DELTASERVE_".length).toLowerCase().replace(/_/g, "-");
+    check(opts.has(opt), file, where, `${n} is not a deltaserve setting (the server would ignore it silently)`);
   }
 }
 
@@ -538,8 +572,10 @@ function validateDockerfile() {
     const c = JSON.parse(cm[cm.length - 1]?.getArgumentsContent() ?? "null");
     check(Array.isArray(c) && flagValue(c, "--host") === "0.0.0.0", file, "CMD", "default arguments must include --host 0.0.0.0");
     check(Array.isArray(c) && flagValue(c, "--model"), file, "CMD", "default arguments must include --model");
+    if (Array.isArray(c)) checkFlags(c, file, "CMD");
   } catch { fail(file, "CMD", "must be JSON exec form"); }
   const env = kw("ENV").map((i) => i.getArgumentsContent()).join(" ");
+  checkEnv([...env.matchAll(/(?:^|\s)([A-Z_][A-Z0-9_]*)=/g)].map((m) => m[1]), file, "ENV");
   const port = /DELTASERVE_PORT=(\d+)/.exec(env)?.[1] ?? "8000";
   check(kw("EXPOSE").some((i) => i.getArgumentsContent().split(/\s+/).some((p) => p.split("/")[0] === port)), file, "EXPOSE", `port ${port} is not exposed`);
   const stop = kw("STOPSIGNAL")[0]?.getArgumentsContent() ?? "SIGTERM";
@@ -600,6 +636,9 @@ function composeRules(file, doc) {
   check(devs.some((d) => (d.capabilities ?? []).includes("gpu")), file, `${w}.deploy.resources.reservations.devices`, "needs a GPU reservation (capabilities: [gpu])");
   const cmd = (Array.isArray(s.command) ? s.command : String(s.command ?? "").split(/\s+/)).map(String);
   check(flagValue(cmd, "--host") === "0.0.0.0", file, `${w}.command`, "must pass --host 0.0.0.0");
+  checkFlags(cmd, file, `${w}.command`);
+  const envNames = Array.isArray(s.environment) ? s.environment.map((e) => String(e).split("=")[0]) : Object.keys(s.environment ?? {});
+  checkEnv(envNames, file, `${w}.environment`);
   const model = flagValue(cmd, "--model");
   const vols = (s.volumes ?? []).map((v) => (typeof v === "string" ? { target: v.split(":")[1], read_only: v.split(":")[2] === "ro" } : v));
   check(model && vols.some((v) => v.target && (model === v.target || model.startsWith(v.target + "/"))), file, `${w}.volumes`, `--model ${model} is not on a mounted volume`);
@@ -627,8 +666,46 @@ async function runOnce(args) {
   return { problems, checks };
 }
 
+// --print-launch: how each deployment starts deltaserve, as JSON lines
+// {name, args, env, stop_s} (args after the "serve" subcommand; stop_s = the
+// time the platform gives between SIGTERM and SIGKILL), for
+// tests/e2e/deploy_launch.sh to run the real binary with exactly these.
+async function printLaunch(args) {
+  configure(args);
+  const out = [];
+  const df = DockerfileParser.parse(fs.readFileSync(DOCKERFILE, "utf8"));
+  const last = (k) => df.getInstructions().filter((i) => i.getKeyword() === k).pop();
+  const ep = JSON.parse(last("ENTRYPOINT").getArgumentsContent());
+  const env = {};
+  for (const i of df.getInstructions().filter((x) => x.getKeyword() === "ENV"))
+    for (const m of i.getArgumentsContent().matchAll(/([A-Z_][A-Z0-9_]*)=(\S*)/g)) env[m[1]] = m[2];
+  out.push({ name: "image", args: [...ep.slice(2), ...JSON.parse(last("CMD").getArgumentsContent())], env, stop_s: 10 });
+  const compose = loadYamlDocs(COMPOSE)[0];
+  for (const [n, svc] of Object.entries(compose.services ?? {})) {
+    const e = Array.isArray(svc.environment) ? Object.fromEntries(svc.environment.map((x) => String(x).split(/=(.*)/s).slice(0, 2))) : svc.environment ?? {};
+    // ${VAR:-default} as compose would expand it with nothing set
+    const expand = (x) => String(x).replace(/\$\{\w+:-([^}]*)\}/g, "$1");
+    out.push({ name: `compose:${n}`, args: (svc.command ?? []).map(expand), env: { ...env, ...Object.fromEntries(Object.entries(e).map(([k, v]) => [k, expand(v)])) }, stop_s: parseDuration(svc.stop_grace_period ?? "10s") });
+  }
+  for (const f of fs.readdirSync(K8S_DIR).filter((x) => /\.ya?ml$/.test(x)).sort())
+    for (const d of loadYamlDocs(path.join(K8S_DIR, f))) {
+      if (d?.kind !== "Deployment") continue;
+      const pod = d.spec.template.spec;
+      for (const c of pod.containers) {
+        const pre = preStopSeconds(c.lifecycle) ?? 0;
+        out.push({ name: `k8s:${d.metadata.name}/${c.name}`, args: (c.args ?? []).map(String), env: Object.fromEntries((c.env ?? []).map((x) => [x.name, String(x.value ?? "")])), stop_s: (pod.terminationGracePeriodSeconds ?? 30) - pre });
+      }
+    }
+  if (problems.length) throw new Error(problems.join("; "));
+  for (const o of out) console.log(JSON.stringify(o));
+}
+
 const argv = process.argv.slice(2);
 try {
+  if (argv[0] === "--print-launch") {
+    await printLaunch(argv.slice(1));
+    process.exit(0);
+  }
   if (argv[0] === "--batch") {
     // Many runs in one process (the type index and schemas load once): the
     // negative tests of tests/e2e/deploy_lint.sh. Each case must FAIL with a

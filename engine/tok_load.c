@@ -143,15 +143,20 @@ static inline bool vslot_eq(const struct tokenizer *t, const struct tok_vslot *v
     return m == n && !memcmp(b, s, n);
 }
 
-int32_t tok_vocab_find(const struct tokenizer *t, const uint8_t *s, size_t n)
+static int32_t vocab_find_h(const struct tokenizer *t, const uint8_t *s, size_t n, uint64_t h)
 {
-    uint32_t i = (uint32_t)tok_hash(s, n) & t->vmap_mask;
+    uint32_t i = (uint32_t)h & t->vmap_mask;
     for (;;) {
         const struct tok_vslot *v = &t->vmap[i];
         if (!v->id1) return -1;
         if (vslot_eq(t, v, s, n)) return v->id1 - 1;
         i = (i + 1) & t->vmap_mask;
     }
+}
+
+int32_t tok_vocab_find(const struct tokenizer *t, const uint8_t *s, size_t n)
+{
+    return vocab_find_h(t, s, n, tok_hash(s, n));
 }
 
 /* Insert (or overwrite the entry with the same bytes). */
@@ -652,38 +657,58 @@ struct tokenizer *tok_load_json(const char *json, size_t len, char *err, size_t 
     t->mmask = pow2_at_least((uint64_t)nm * 2 + 2) - 1;
     size_t ms = (size_t)t->mmask + 1;
     t->mmap = calloc(ms, sizeof *t->mmap);
-    scratch = malloc(4096);
+    /* Batches of MB merges in three passes (decode + hash + prefetch the
+     * vocab slots, look up + prefetch the merge slot, insert in rank order):
+     * the lookups are cache misses into multi-MB tables, so overlapping them
+     * is most of the load time saved. */
+#define MB 16
+#define MBUF 2048
+    scratch = malloc((size_t)MB * MBUF);
     if (!t->mmap || !scratch) { set_err(err, errlen, "out of memory"); goto fail; }
-    uint32_t rank = 0;
-    for (size_t k = 0; k < nm; k++) {
-        const char *a = big.merges[k].a, *b = big.merges[k].b;
-        if (!a || !utf8_ok(a) || !utf8_ok(b)) {
-            set_err(err, errlen, "tokenizer.json: merge %u is not \"a b\" or [a, b]", rank);
-            goto fail;
+    struct { uint64_t ha, hb, hab; int la, lb; int32_t ia, ib, iab; } mt[MB];
+    for (size_t k0 = 0; k0 < nm; k0 += MB) {
+        size_t kb = nm - k0 < MB ? nm - k0 : MB;
+        for (size_t j = 0; j < kb; j++) {
+            const char *a = big.merges[k0 + j].a, *b = big.merges[k0 + j].b;
+            if (!a || !utf8_ok(a) || !utf8_ok(b)) {
+                set_err(err, errlen, "tokenizer.json: merge %zu is not \"a b\" or [a, b]", k0 + j);
+                goto fail;
+            }
+            if (strlen(a) + strlen(b) > MBUF) {
+                set_err(err, errlen, "tokenizer.json: merge %zu longer than %d bytes", k0 + j, MBUF);
+                goto fail;
+            }
+            uint8_t *buf = scratch + j * MBUF;
+            bool u1, u2;
+            mt[j].la = piece_to_bytes(a, buf, &u1);
+            mt[j].lb = piece_to_bytes(b, buf + mt[j].la, &u2);
+            if (u1 || u2) mt[j].la = -1; /* never in the vocab */
+            if (mt[j].la < 0) continue;
+            mt[j].ha = tok_hash(buf, (size_t)mt[j].la);
+            mt[j].hb = tok_hash(buf + mt[j].la, (size_t)mt[j].lb);
+            mt[j].hab = tok_hash(buf, (size_t)(mt[j].la + mt[j].lb));
+            __builtin_prefetch(&t->vmap[mt[j].ha & t->vmap_mask]);
+            __builtin_prefetch(&t->vmap[mt[j].hb & t->vmap_mask]);
+            __builtin_prefetch(&t->vmap[mt[j].hab & t->vmap_mask]);
         }
-        size_t na = strlen(a), nb = strlen(b);
-        if (na + nb + 1 > 4096) {
-            set_err(err, errlen, "tokenizer.json: merge %u too long", rank);
-            goto fail;
+        for (size_t j = 0; j < kb; j++) {
+            uint8_t *buf = scratch + j * MBUF;
+            int la = mt[j].la, lb = mt[j].lb;
+            mt[j].ia = la < 0 ? -1 : vocab_find_h(t, buf, (size_t)la, mt[j].ha);
+            mt[j].ib = la < 0 ? -1 : vocab_find_h(t, buf + la, (size_t)lb, mt[j].hb);
+            mt[j].iab = la < 0 ? -1 : vocab_find_h(t, buf, (size_t)(la + lb), mt[j].hab);
+            if (mt[j].ia < 0 || mt[j].ib < 0 || mt[j].iab < 0) {
+                set_err(err, errlen, "tokenizer.json: merge %zu ('%s' '%s') uses a token not in "
+                                     "the vocabulary", k0 + j, big.merges[k0 + j].a, big.merges[k0 + j].b);
+                goto fail;
+            }
+            uint64_t key = ((uint64_t)(uint32_t)mt[j].ia << 32) | (uint32_t)mt[j].ib;
+            __builtin_prefetch(&t->mmap[mhash(key, t->mmask)]);
         }
-        /* byte-decode "a" and "b" (NUL-terminated copies) */
-        char *ca = (char *)scratch + 2048;
-        memcpy(ca, a, na);
-        ca[na] = 0;
-        bool u1, u2;
-        int la = piece_to_bytes(ca, scratch, &u1);
-        int lb = piece_to_bytes(b, scratch + la, &u2);
-        int32_t ia = u1 ? -1 : tok_vocab_find(t, scratch, (size_t)la);
-        int32_t ib = u2 ? -1 : tok_vocab_find(t, scratch + la, (size_t)lb);
-        int32_t iab = (u1 || u2) ? -1 : tok_vocab_find(t, scratch, (size_t)(la + lb));
-        if (ia < 0 || ib < 0 || iab < 0) {
-            set_err(err, errlen, "tokenizer.json: merge %u ('%.*s' '%s') uses a token not in "
-                                 "the vocabulary", rank, (int)na, a, b);
-            goto fail;
-        }
-        merge_put(t, ia, ib, rank, iab);
-        rank++;
+        for (size_t j = 0; j < kb; j++) merge_put(t, mt[j].ia, mt[j].ib, (uint32_t)(k0 + j), mt[j].iab);
     }
+#undef MB
+#undef MBUF
     qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added_len);
 
     if (load_pre(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, errlen)) goto fail;

@@ -21,6 +21,11 @@
  * (special/lstrip/rstrip/normalized/single_word), post-processors null,
  * ByteLevel, TemplateProcessing and Sequence, decoder ByteLevel. Anything else
  * is a load error naming the feature.
+ * Where the npm reference departs from Hugging Face's Rust semantics in ways
+ * the real files never exercise, we follow Rust: Split behaviors other than
+ * Removed (the JS port treats them all as Isolated, and drops unmatched text
+ * under invert), and added tokens' single_word (ignored by the JS port). The
+ * unit tests pin these with a generated tokenizer.
  *
  * Invalid UTF-8 input (docs/api.md "Tokenization"): each invalid sequence is
  * replaced by U+FFFD exactly as the WHATWG TextDecoder does, then encoded.

@@ -6,7 +6,8 @@
 //   node tools/tmpl-expected.mjs [cases.json] [expected.json]
 //
 // Defaults: tests/fixtures/templates/cases.json -> .../expected.json.
-// Each case is {name, template: "<file in that dir>" | source: "<inline>", context}.
+// Each case is {name, template: "<file in that dir>" | source: "<inline>", context}
+// (or context_from: "<name of an earlier case>" to reuse that case's context).
 // Each result is {name, output} or {name, error} (the reference's message; the
 // C side must fail too, and for raise_exception give the same message).
 import fs from "node:fs";
@@ -26,6 +27,7 @@ const casesPath = process.argv[2] ?? path.join(dir, "cases.json");
 const outPath = process.argv[3] ?? path.join(dir, "expected.json");
 const cases = JSON.parse(fs.readFileSync(casesPath, "utf8"));
 
+const byName = new Map(cases.map((c) => [c.name, c]));
 const parsed = new Map();
 const results = [];
 for (const c of cases) {
@@ -39,7 +41,8 @@ for (const c of cases) {
     }
     // A lone UTF-16 surrogate (e.g. from indexing into an emoji) leaves a server
     // as U+FFFD once encoded to UTF-8; compare what goes over the wire.
-    entry = { name: c.name, output: t.render(c.context).toWellFormed() };
+    const ctx = c.context_from !== undefined ? byName.get(c.context_from).context : c.context;
+    entry = { name: c.name, output: t.render(ctx).toWellFormed() };
   } catch (e) {
     entry = { name: c.name, error: String(e && e.message !== undefined ? e.message : e) };
   }

@@ -132,6 +132,10 @@ static int render_guarded(struct tmpl_rt *rt, const struct tmpl *t, const cJSON 
 int tmpl_render(const struct tmpl *t, const cJSON *context, char **out, char *err, size_t errlen)
 {
     *out = NULL;
+    if (!t) {
+        set_err(err, errlen, "no chat template");
+        return TMPL_ERENDER;
+    }
     const cJSON *tools = context ? cJSON_GetObjectItemCaseSensitive(context, "tools") : NULL;
     if (tools && !cJSON_IsNull(tools)) {
         const struct tmpl *tu = tmpl_variant(t, "tool_use");

@@ -25,16 +25,15 @@ enum { TT = 8, TO = 32, LANES = 8 };
  * extension: lane-wise mul then add, exactly the scalar operations. */
 typedef float v8f __attribute__((vector_size(32)));
 
-static inline v8f ld8(const float *p)
-{
-    v8f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+/* Vectors are passed by pointer, never by value: builds without AVX
+ * (MODE=asan, generic x86-64) would otherwise change the ABI (-Wpsabi). */
+static inline void ld8(v8f *v, const float *p) { memcpy(v, p, sizeof *v); }
 
 /* Lanes summed pairwise, then the tail: the fixed reference order. */
-static inline float finish(v8f acc, const float *restrict a, const float *restrict b, int i, int n)
+static inline float finish(const v8f *accp, const float *restrict a, const float *restrict b, int i,
+                           int n)
 {
+    const v8f acc = *accp;
     float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (; i < n; i++) s += a[i] * b[i];
     return s;
@@ -46,8 +45,13 @@ static inline float dot_fixed(const float *restrict a, const float *restrict b, 
 {
     v8f acc = {0};
     int i = 0;
-    for (; i + LANES <= n; i += LANES) acc += ld8(a + i) * ld8(b + i);
-    return finish(acc, a, b, i, n);
+    for (; i + LANES <= n; i += LANES) {
+        v8f p, q;
+        ld8(&p, a + i);
+        ld8(&q, b + i);
+        acc += p * q;
+    }
+    return finish(&acc, a, b, i, n);
 }
 
 /* 2 tokens x 4 outputs at once: 8 accumulators in registers, each x load
@@ -60,16 +64,18 @@ static inline void dot_2x4(float *restrict y0, float *restrict y1, const float *
     v8f a00 = {0}, a01 = {0}, a02 = {0}, a03 = {0}, a10 = {0}, a11 = {0}, a12 = {0}, a13 = {0};
     int i = 0;
     for (; i + LANES <= n; i += LANES) {
-        v8f p = ld8(x0 + i), q = ld8(x1 + i), v;
-        v = ld8(w0 + i), a00 += p * v, a10 += q * v;
-        v = ld8(w1 + i), a01 += p * v, a11 += q * v;
-        v = ld8(w2 + i), a02 += p * v, a12 += q * v;
-        v = ld8(w3 + i), a03 += p * v, a13 += q * v;
+        v8f p, q, v;
+        ld8(&p, x0 + i);
+        ld8(&q, x1 + i);
+        ld8(&v, w0 + i), a00 += p * v, a10 += q * v;
+        ld8(&v, w1 + i), a01 += p * v, a11 += q * v;
+        ld8(&v, w2 + i), a02 += p * v, a12 += q * v;
+        ld8(&v, w3 + i), a03 += p * v, a13 += q * v;
     }
-    y0[0] = finish(a00, x0, w0, i, n), y1[0] = finish(a10, x1, w0, i, n);
-    y0[1] = finish(a01, x0, w1, i, n), y1[1] = finish(a11, x1, w1, i, n);
-    y0[2] = finish(a02, x0, w2, i, n), y1[2] = finish(a12, x1, w2, i, n);
-    y0[3] = finish(a03, x0, w3, i, n), y1[3] = finish(a13, x1, w3, i, n);
+    y0[0] = finish(&a00, x0, w0, i, n), y1[0] = finish(&a10, x1, w0, i, n);
+    y0[1] = finish(&a01, x0, w1, i, n), y1[1] = finish(&a11, x1, w1, i, n);
+    y0[2] = finish(&a02, x0, w2, i, n), y1[2] = finish(&a12, x1, w2, i, n);
+    y0[3] = finish(&a03, x0, w3, i, n), y1[3] = finish(&a13, x1, w3, i, n);
 }
 
 void kern_cpu_matmul(float *y, int ldy, const float *x, int ldx, const float *w,

@@ -13,7 +13,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
-import { Tokenizer } from "@huggingface/tokenizers";
+import { Tokenizer, SplitPreTokenizer } from "@huggingface/tokenizers";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
@@ -147,6 +147,29 @@ for (const [k, t] of Object.entries(toks)) {
       text_skip: t.decode(ids, { skip_special_tokens: true }) });
   }
 }
+// Split regexes of other real tokenizers (cl100k/Llama-3, o200k, Qwen2,
+// DeepSeek, a CJK range class, GPT-2's, and Oniguruma escapes \w \h \b ^ $
+// (?i:[...])): the pieces the JS translation produces, which the C side's
+// Oniguruma -> PCRE2 rewrite must reproduce.
+const SPLIT_PATTERNS = [
+ "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+ "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+ "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+ "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+ "[一-龥\u3040-ゟ゠-ヿ]+",
+ "\\p{N}{1,3}",
+ "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+ "\\w+|[^\\w\\s]+",
+ "(?i:[a-f]+)|\\d+|\\h+|.",
+ "^\\s+|\\s+$|\\b\\w"
+];
+const SPLIT_TEXTS = ["Hello World's DON'T 'Ll \u017f \u212a 123456 7 \u0661\u0662\u0663 foo_bar baz-qux  \n\n\t x",
+  "中文テスト カタカナ 한국어 😀👍🏽 e\u0301 ABCdef0x1F ... !!! “quotes”", "  leading and trailing  ",
+  "CamelCaseWordsHTTPServer iPhone O'Neil's", "line1\r\nline2\n\n  indented\ttab/slash// end"];
+out.splits = SPLIT_PATTERNS.map((pat) => {
+  const sp = new SplitPreTokenizer({ type: "Split", pattern: { Regex: pat }, behavior: "Removed", invert: true });
+  return { pattern: pat, cases: SPLIT_TEXTS.map((t) => ({ text: t, pieces: sp.pre_tokenize_text(t) })) };
+});
 const json = JSON.stringify(out) + "\n";
 if (process.argv.includes("--check")) {
   const cur = readFileSync(OUT, "utf8");

@@ -10,6 +10,8 @@
  *   ignore_merges, lstrip/rstrip/single_word, TemplateProcessing, prefix space.
  * - "errors": unsupported features fail at load naming the feature.
  * - "threads": concurrent tok_encode gives the single-threaded ids.
+ * - "regex": Split patterns of other real tokenizers (o200k, Qwen2, DeepSeek,
+ *   ...) cut text into the same pieces as the JS reference's translation.
  *
  * Paths: ../shared/reference/olmo-hybrid (or $DS_SHARED/reference/...), with
  * models/olmo-hybrid-tiny/tokenizer.json standing in for think-sft, and
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/tok_internal.h" /* tok_regex_compile_onig, for the regex test */
 #include "engine/tokenizer.h"
 
 static char *read_file(const char *path, size_t *len)
@@ -158,6 +161,52 @@ START_TEST(test_reference)
     ck_assert_int_gt(ndec, 10);
     cJSON_Delete(ex);
     tok_free(t);
+}
+END_TEST
+
+/* ---- regex translation ---- */
+
+START_TEST(test_regex_splits)
+{
+    cJSON *ex = load_expected();
+    pcre2_match_data *md = pcre2_match_data_create(4, NULL);
+    int npat = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(ex, "splits")) {
+        const char *pat = cJSON_GetObjectItem(p, "pattern")->valuestring;
+        char err[300];
+        pcre2_code *re = tok_regex_compile_onig(pat, err, sizeof err);
+        ck_assert_msg(re != NULL, "%s", err);
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(p, "cases")) {
+            const char *t = cJSON_GetObjectItem(c, "text")->valuestring;
+            const cJSON *want = cJSON_GetObjectItem(c, "pieces");
+            size_t tl = strlen(t), pos = 0;
+            int wi = 0;
+            /* JS global-match stepping: an empty match advances one char */
+            while (pos <= tl && pcre2_match(re, (PCRE2_SPTR)t, tl, pos, 0, md, NULL) >= 0) {
+                PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+                size_t ms = ov[0], me = ov[1];
+                if (me == ms) {
+                    if (me >= tl) break;
+                    pos = me + 1;
+                    while (pos < tl && ((unsigned char)t[pos] & 0xC0) == 0x80) pos++;
+                    continue;
+                }
+                const cJSON *w = cJSON_GetArrayItem(want, wi++);
+                ck_assert_msg(w && strlen(w->valuestring) == me - ms && !memcmp(w->valuestring, t + ms, me - ms),
+                              "pattern %s text '%s' piece %d: got '%.*s' want '%s'", pat, t, wi - 1,
+                              (int)(me - ms), t + ms, w ? w->valuestring : "(none)");
+                pos = me;
+            }
+            ck_assert_int_eq(wi, cJSON_GetArraySize(want));
+        }
+        pcre2_code_free(re);
+        npat++;
+    }
+    ck_assert_int_ge(npat, 10);
+    pcre2_match_data_free(md);
+    cJSON_Delete(ex);
 }
 END_TEST
 
@@ -611,6 +660,7 @@ Suite *tokenizer_suite(void)
     tcase_add_test(tc, test_split_behaviors);
     tcase_add_test(tc, test_model_features);
     tcase_add_test(tc, test_load_errors);
+    tcase_add_test(tc, test_regex_splits);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,5 +1,6 @@
 /* engine/tok_internal.h: private structures shared by the tokenizer files
- * (tok_load.c, tok_regex.c, tok_encode.c, tok_decode.c). Not for other modules:
+ * (tok_load.c, tok_json.c, tok_components.c, tok_regex.c, tok_encode.c,
+ * tok_decode.c). Not for other modules:
  * use engine/tokenizer.h.
  *
  * defines: struct tokenizer, struct tok_added, struct tok_pre, struct tok_tls,
@@ -122,6 +123,12 @@ int32_t tok_vocab_find(const struct tokenizer *t, const uint8_t *s, size_t n);
 uint32_t tok_merge_find(const struct tokenizer *t, int32_t a, int32_t b, int32_t *res);
 struct tok_tls *tok_tls_get(const struct tokenizer *t);
 uint64_t tok_hash(const uint8_t *s, size_t n);
+
+/* -- tok_components.c: pre_tokenizer / post_processor (NULL or JSON null =
+ * none); 0, or -1 with err naming the unsupported component -- */
+struct cJSON;
+int tok_load_pre(struct tokenizer *t, const struct cJSON *p, char *err, size_t errlen);
+int tok_load_post(struct tokenizer *t, const struct cJSON *p, char *err, size_t errlen);
 
 /* -- tok_regex.c -- */
 /* Translate an Oniguruma pattern (tokenizer.json "Regex") to PCRE2 the way

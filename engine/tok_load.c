@@ -276,129 +276,6 @@ static bool str_nonempty(const cJSON *o, const char *k)
     return cJSON_IsString(v) && v->valuestring[0];
 }
 
-static int load_pre(struct tokenizer *t, const cJSON *p, char *err, size_t errlen)
-{
-    if (!p || cJSON_IsNull(p)) return 0;
-    const char *ty = json_type(p);
-    if (!ty) { set_err(err, errlen, "tokenizer.json: pre_tokenizer without a type"); return -1; }
-    if (!strcmp(ty, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
-        if (!cJSON_IsArray(arr)) {
-            set_err(err, errlen, "tokenizer.json: pre_tokenizer Sequence without pretokenizers");
-            return -1;
-        }
-        const cJSON *e;
-        cJSON_ArrayForEach(e, arr)
-            if (load_pre(t, e, err, errlen)) return -1;
-        return 0;
-    }
-    if (t->n_pre >= TOK_MAX_PRE) {
-        set_err(err, errlen, "tokenizer.json: more than %d pre-tokenizers", TOK_MAX_PRE);
-        return -1;
-    }
-    struct tok_pre *pr = &t->pre[t->n_pre];
-    memset(pr, 0, sizeof *pr);
-    if (!strcmp(ty, "ByteLevel")) {
-        pr->kind = TOK_PRE_BYTELEVEL;
-        pr->add_prefix_space = json_true(p, "add_prefix_space");
-        const cJSON *ur = cJSON_GetObjectItemCaseSensitive(p, "use_regex");
-        if (!ur || cJSON_IsTrue(ur)) {
-            pr->re = tok_regex_compile_gpt2(err, errlen);
-            if (!pr->re) return -1;
-        }
-        t->n_pre++;
-        return 0;
-    }
-    if (!strcmp(ty, "Split")) {
-        pr->kind = TOK_PRE_SPLIT;
-        pr->invert = json_true(p, "invert");
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(p, "behavior");
-        const char *bs = cJSON_IsString(b) ? b->valuestring : "";
-        static const char *names[] = {"Isolated", "Removed", "MergedWithPrevious",
-                                      "MergedWithNext", "Contiguous"};
-        int bi = -1;
-        for (int i = 0; i < 5; i++)
-            if (!strcmp(bs, names[i])) bi = i;
-        if (bi < 0) {
-            set_err(err, errlen, "tokenizer.json: unsupported Split behavior '%s'", bs);
-            return -1;
-        }
-        pr->behavior = (enum tok_split_behavior)bi;
-        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
-        const cJSON *rx = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
-        const cJSON *st = cJSON_GetObjectItemCaseSensitive(pat, "String");
-        if (cJSON_IsString(rx)) pr->re = tok_regex_compile_onig(rx->valuestring, err, errlen);
-        else if (cJSON_IsString(st))
-            pr->re = tok_regex_compile_literal(st->valuestring, strlen(st->valuestring), err, errlen);
-        else {
-            set_err(err, errlen, "tokenizer.json: Split pattern is neither Regex nor String");
-            return -1;
-        }
-        if (!pr->re) return -1;
-        t->n_pre++;
-        return 0;
-    }
-    set_err(err, errlen, "tokenizer.json: unsupported pre_tokenizer type '%s'", ty);
-    return -1;
-}
-
-static int load_post(struct tokenizer *t, const cJSON *p, char *err, size_t errlen)
-{
-    if (!p || cJSON_IsNull(p)) return 0;
-    const char *ty = json_type(p);
-    if (!ty) { set_err(err, errlen, "tokenizer.json: post_processor without a type"); return -1; }
-    if (!strcmp(ty, "ByteLevel")) return 0; /* offsets only */
-    if (!strcmp(ty, "Sequence")) {
-        const cJSON *e;
-        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(p, "processors"))
-            if (load_post(t, e, err, errlen)) return -1;
-        return 0;
-    }
-    if (strcmp(ty, "TemplateProcessing")) {
-        set_err(err, errlen, "tokenizer.json: unsupported post_processor type '%s'", ty);
-        return -1;
-    }
-    if (t->post_pre || t->post_suf) {
-        set_err(err, errlen, "tokenizer.json: more than one TemplateProcessing post_processor");
-        return -1;
-    }
-    const cJSON *single = cJSON_GetObjectItemCaseSensitive(p, "single");
-    int n = cJSON_GetArraySize(single);
-    t->post_pre = calloc((size_t)n + 1, sizeof(int32_t));
-    t->post_suf = calloc((size_t)n + 1, sizeof(int32_t));
-    if (!t->post_pre || !t->post_suf) { set_err(err, errlen, "out of memory"); return -1; }
-    bool seen_a = false;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, single) {
-        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "SpecialToken");
-        const cJSON *sq = cJSON_GetObjectItemCaseSensitive(it, "Sequence");
-        if (sq) {
-            const cJSON *id = cJSON_GetObjectItemCaseSensitive(sq, "id");
-            if (!cJSON_IsString(id) || strcmp(id->valuestring, "A") || seen_a) {
-                set_err(err, errlen, "tokenizer.json: TemplateProcessing single template "
-                                     "must hold sequence A once");
-                return -1;
-            }
-            seen_a = true;
-        } else if (sp) {
-            const cJSON *id = cJSON_GetObjectItemCaseSensitive(sp, "id");
-            int32_t tid = cJSON_IsString(id) ? tok_token_to_id(t, id->valuestring) : -1;
-            if (tid < 0) {
-                set_err(err, errlen, "tokenizer.json: TemplateProcessing special token '%s' "
-                                     "is not in the vocabulary",
-                        cJSON_IsString(id) ? id->valuestring : "?");
-                return -1;
-            }
-            if (seen_a) t->post_suf[t->n_post_suf++] = tid;
-            else t->post_pre[t->n_post_pre++] = tid;
-        } else {
-            set_err(err, errlen, "tokenizer.json: unsupported TemplateProcessing item");
-            return -1;
-        }
-    }
-    return 0;
-}
-
 static int cmp_added_len(const void *a, const void *b)
 {
     const struct tok_added *x = a, *y = b;
@@ -711,8 +588,8 @@ struct tokenizer *tok_load_json(const char *json, size_t len, char *err, size_t 
 #undef MBUF
     qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added_len);
 
-    if (load_pre(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, errlen)) goto fail;
-    if (load_post(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), err, errlen)) goto fail;
+    if (tok_load_pre(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, errlen)) goto fail;
+    if (tok_load_post(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), err, errlen)) goto fail;
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
     const char *dty = json_type(dec);
     if (!dty || strcmp(dty, "ByteLevel")) {

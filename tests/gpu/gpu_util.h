@@ -42,10 +42,12 @@ double gu_rel_err_rows(const float *a, int la, const float *ref, int lr, int row
 /* Assert err below tol and no NaN, printing the measured error. */
 #define GU_EXPECT(name, err, nan, tol)                                                      \
     do {                                                                                    \
-        printf("  %-48s rel err %.3e (tol %.1e)%s\n", name, (err), (double)(tol),          \
-               (nan) ? " NaN!" : "");                                                      \
-        ck_assert_msg(!(nan) && (err) <= (tol), "%s: rel err %.3e > %.1e or NaN (%d)", name, \
-                      (err), (double)(tol), (nan));                                        \
+        double gu_e_ = (err); /* evaluated first: it sets nan */                            \
+        int gu_n_ = (nan);                                                                  \
+        printf("  %-48s rel err %.3e (tol %.1e)%s\n", name, gu_e_, (double)(tol),          \
+               gu_n_ ? " NaN!" : "");                                                       \
+        ck_assert_msg(!gu_n_ && gu_e_ <= (tol), "%s: rel err %.3e > %.1e or NaN (%d)", name, \
+                      gu_e_, (double)(tol), gu_n_);                                         \
     } while (0)
 
 Suite *gpu_kernels_suite(void);

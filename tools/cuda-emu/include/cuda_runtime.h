@@ -1,0 +1,14 @@
+/* tools/cuda-emu/include/cuda_runtime.h: emulator (see cuda_runtime_api.h). */
+#ifndef EMU_CUDA_RUNTIME_H
+#define EMU_CUDA_RUNTIME_H
+#include "cuda_runtime_api.h"
+#ifdef __cplusplus
+struct dim3 {
+    unsigned x, y, z;
+    dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
+};
+struct uint4 {
+    unsigned x, y, z, w;
+};
+#endif
+#endif

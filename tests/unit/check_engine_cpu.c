@@ -297,6 +297,69 @@ START_TEST(test_chunked_equals_one_shot)
 }
 END_TEST
 
+/* A 1111-token sequence through random chunks and then 50 decode steps,
+ * against one shot and against HF at every position. */
+START_TEST(test_long_chunked_vs_hf)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, FXDIR "%s", fixtures[_i]);
+    struct fx_model m;
+    struct fx_refs r;
+    open_fixture(&m, &r, dir);
+    int V = m.cfg.vocab_size;
+    const struct fx_seq *q = &r.seqs[fx_refs_find(&r, "s1111")];
+    ck_assert_int_ge(q->len, 1000);
+    size_t sz = (size_t)q->len * V;
+    float *ref = malloc(sizeof(float) * sz), *got = malloc(sizeof(float) * sz);
+    struct seqrun s;
+    seq_init(&s, 0, 2, 0);
+    int whole = q->len, one = 1, pre = q->len - 50;
+    run_chunked(m.e, &s, q->tokens, q->len, chunk_const, &whole, ref);
+    seq_init(&s, 1, 2, 1);
+    unsigned st = 777u + (unsigned)_i;
+    run_chunked(m.e, &s, q->tokens, pre, chunk_random, &st, got);
+    run_chunked(m.e, &s, q->tokens + pre, q->len - pre, chunk_const, &one, got + (size_t)pre * V);
+    double d = max_abs_diff(ref, got, sz);
+    ck_assert_msg(d <= SELF_TOL, "%s: chunked+decode long sequence differs by %.3g", fixtures[_i], d);
+    for (int t = 0; t + 1 < q->len; t++) {
+        double e = fabs(logprob_of(got + (size_t)t * V, V, q->tokens[t + 1]) - q->lp[t]);
+        ck_assert_msg(e <= LP_TOL, "%s: position %d off HF by %.3g", fixtures[_i], t, e);
+    }
+    free(ref);
+    free(got);
+    fx_refs_free(&r);
+    fx_model_close(&m);
+}
+END_TEST
+
+/* Thread count never changes a result: 1 vs 2 vs 3 threads, bit for bit,
+ * on the long sequence (where every kernel opens its parallel region). */
+START_TEST(test_threads_bit_identical)
+{
+    struct fx_model m;
+    struct fx_refs r;
+    open_fixture(&m, &r, FXDIR "rope_gqa");
+    int V = m.cfg.vocab_size;
+    const struct fx_seq *q = &r.seqs[fx_refs_find(&r, "s1111")];
+    size_t sz = (size_t)q->len * V;
+    float *ref = malloc(sizeof(float) * sz), *got = malloc(sizeof(float) * sz);
+    struct seqrun s;
+    int whole = q->len;
+    seq_init(&s, 0, 1, 0);
+    run_chunked(m.e, &s, q->tokens, q->len, chunk_const, &whole, ref);
+    for (int nt = 2; nt <= 3; nt++) {
+        m.e->num_threads = nt;
+        seq_init(&s, 0, 1, nt);
+        run_chunked(m.e, &s, q->tokens, q->len, chunk_const, &whole, got);
+        ck_assert_msg(memcmp(ref, got, sizeof(float) * sz) == 0, "%d threads change the logits", nt);
+    }
+    free(ref);
+    free(got);
+    fx_refs_free(&r);
+    fx_model_close(&m);
+}
+END_TEST
+
 /* Prefill a prompt in one chunk, then decode the rest token by token. */
 START_TEST(test_prefill_then_decode)
 {
@@ -583,6 +646,8 @@ Suite *engine_cpu_suite(void)
     tcase_set_timeout(self, 120);
     tcase_add_test(self, test_chunked_equals_one_shot);
     tcase_add_loop_test(self, test_prefill_then_decode, 0, NFIX);
+    tcase_add_loop_test(self, test_long_chunked_vs_hf, 0, NFIX);
+    tcase_add_test(self, test_threads_bit_identical);
     tcase_add_test(self, test_mixed_batch);
     tcase_add_test(self, test_fork_copy_slot_block);
     tcase_add_test(self, test_spec_verify_snapshots);

@@ -130,6 +130,10 @@ int fx_model_open(struct fx_model *m, const char *dir, int num_blocks, int block
         eng_weights_free(&m->w);
         return -1;
     }
+    /* One thread: the tiny models gain nothing from more, and on a loaded CI
+     * box idle OpenMP workers spinning cost more than the work itself. The
+     * threads test sets more and checks the results are bit-identical. */
+    m->e->num_threads = 1;
     return 0;
 }
 

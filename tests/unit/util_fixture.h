@@ -46,7 +46,8 @@ void fx_refs_free(struct fx_refs *r);
 /* Index of the sequence called name, or -1. */
 int fx_refs_find(const struct fx_refs *r, const char *name);
 
-/* A model directory opened as a CPU engine with the given memory. */
+/* A model directory opened as a CPU engine with the given memory, one
+ * worker thread (set e->num_threads to change it). */
 struct fx_model {
     struct cfg_model cfg;
     struct eng_weights w;

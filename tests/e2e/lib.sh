@@ -14,7 +14,7 @@ E2E_PASS=0
 E2E_FAIL=0
 cleanup() {
     for p in $E2E_PIDS; do { kill -9 "$p"; wait "$p"; } 2>/dev/null; done
-    rm -rf "$E2E_TMP"
+    if [ -n "${E2E_KEEP:-}" ]; then echo "e2e: logs kept in $E2E_TMP"; else rm -rf "$E2E_TMP"; fi
 }
 trap cleanup EXIT
 

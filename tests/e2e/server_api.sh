@@ -145,7 +145,7 @@ check "disconnected requests cancelled" eq "$idle" yes
 check "cancelled requests logged as 499" bash -c "grep -c 'status=499' '$A_LOG' | grep -q 2 || { grep -i 'finished' '$A_LOG' | tail -3; false; }"
 
 # --- 429: a queue of one
-start_server Q --log-format json --max-model-len 2048 --max-num-seqs 1 --max-queued-requests 1 --kv-cache-memory 64MiB
+start_server Q --log-format json --max-model-len 2048 --shutdown-timeout 120 --max-num-seqs 1 --max-queued-requests 1 --kv-cache-memory 64MiB
 QU="http://127.0.0.1:$Q_PORT"
 QP=""
 for i in 1 2 3 4 5 6; do
@@ -159,7 +159,7 @@ check "some requests served" grep -q 200 $E2E_TMP/q?
 check "429 has Retry-After" bash -c "grep -il 'retry-after' $E2E_TMP/h? >/dev/null"
 
 # --- graceful shutdown: in-flight request finishes, health 503, exit 0
-curl -s "$QU/v1/completions" -d '{"prompt":"x","max_tokens":1000,"ignore_eos":true}' -o "$E2E_TMP/drain" -w '%{http_code}' >"$E2E_TMP/drain_code" &
+curl -s "$QU/v1/completions" -d '{"prompt":"x","max_tokens":400,"ignore_eos":true}' -o "$E2E_TMP/drain" -w '%{http_code}' >"$E2E_TMP/drain_code" &
 CP=$!
 sleep 0.3
 kill -TERM "$Q_PID"
@@ -168,9 +168,31 @@ check "health 503 while draining" eq "$(curl -s -o /dev/null -w '%{http_code}' "
 check "new request 503 while draining" eq "$(curl -s -o /dev/null -w '%{http_code}' "$QU/v1/completions" -d '{"prompt":"x"}')" 503
 wait $CP
 check "in-flight request completed" eq "$(cat "$E2E_TMP/drain_code")" 200
-check "it has all its tokens" eq "$(jget '.usage.completion_tokens' <"$E2E_TMP/drain")" 1000
+check "it has all its tokens" eq "$(jget '.usage.completion_tokens' <"$E2E_TMP/drain")" 400
 wait "$Q_PID"; rc=$?
 check "exit 0 after drain" eq "$rc" 0
 check "json log lines" node -e 'for(const l of require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n")){const o=JSON.parse(l);if(!o.msg||!o.level)process.exit(1)}' "$Q_LOG"
+
+# --- a second signal exits at once (no drain wait)
+start_server Z --max-model-len 2048 --shutdown-timeout 60
+curl -s "http://127.0.0.1:$Z_PORT/v1/completions" -d '{"prompt":"x","max_tokens":2000,"ignore_eos":true}' -o /dev/null &
+ZC=$!
+sleep 0.3
+kill -TERM "$Z_PID"; sleep 0.2; kill -TERM "$Z_PID"
+t0=$(date +%s%N); wait "$Z_PID"; zrc=$?; t1=$(date +%s%N)
+check "second signal: exit at once, non-zero" bash -c "[ $zrc -ne 0 ] && [ $(( (t1 - t0) / 1000000 )) -lt 2000 ]"
+wait $ZC 2>/dev/null
+
+# --- --device cuda without a GPU is a clear startup error
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+    "$DS_BIN" serve --model "$MODEL" --device cuda --port 0 >"$E2E_TMP/cuda.log" 2>&1
+    crc=$?
+    check "--device cuda without a GPU exits non-zero" test "$crc" -ne 0
+    check "... naming the reason" grep -qi "cuda" "$E2E_TMP/cuda.log"
+fi
+"$DS_BIN" serve --model "$MODEL" --port 99999 >"$E2E_TMP/flag.log" 2>&1
+frc=$?
+check "bad flag exits 2" test "$frc" -eq 2
+check "bad flag names the flag" grep -q 'flag --port' "$E2E_TMP/flag.log"
 
 finish

@@ -93,7 +93,10 @@ struct engine {
 };
 
 /* Bytes one GDN state slot and one KV block take on this backend (for the
- * memory plan). */
+ * memory plan), with elem bytes per stored value:
+ *   slot  = num_gdn_layers * ((K-1)*CD + Hv*Dk*Dv) * elem  (conv + SSM state)
+ *   block = num_attn_layers * 2 * block_size * Hkv * D * elem  (K and V)
+ * The CPU backend stores both in fp32 (elem 4). Any thread; pure. */
 size_t eng_slot_bytes(const struct cfg_model *c, int ssm_state_bytes_per_elem);
 size_t eng_kv_block_bytes(const struct cfg_model *c, int block_size, int kv_bytes_per_elem);
 
@@ -105,7 +108,16 @@ void eng_destroy(struct engine *e);
 
 /* Validates the batch against the contract (bounds of every index) and runs it.
  * Returns 0, or a negative errno-style code: -EINVAL for a malformed batch,
- * -EIO for a device failure. logits must hold num_logits * vocab floats. */
+ * -EIO for a device failure. logits must hold num_logits * vocab floats.
+ * Checked before the backend runs (engine.c; nothing is written on -EINVAL):
+ * N, T > 0; query_start from 0, strictly increasing, ending at T; decode rows
+ * of one token; positions[t] == cache_len + offset; token ids < vocab; slots
+ * in range and not shared (spec slots included); every block the context
+ * touches in range, blocks receiving new tokens not shared; the context
+ * within max_blocks; logits_rows in [0, T), strictly ascending.
+ * Speculative verify (CPU backend): spec_slots[v*(max_spec+1) + t] receives
+ * the whole GDN state (conv and SSM, every GDN layer) after the verify row's
+ * token t; state_slot ends after all of its tokens as for any row. */
 int eng_forward(struct engine *e, const struct eng_batch *b, float *logits);
 int eng_copy_slot(struct engine *e, int src, int dst);
 int eng_copy_block(struct engine *e, int src, int dst);

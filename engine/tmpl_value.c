@@ -425,28 +425,53 @@ static void json_string(struct tmpl_rt *rt, struct tbuf *b, struct tstr s, int a
     tbuf_put(rt, b, "\"", 1);
 }
 
-/* Approximates String.prototype.localeCompare (ICU root collation) for the
- * ASCII keys tool schemas use: punctuation < digits < letters, letters compare
- * case-insensitively first, then lower case before upper case. */
-static int coll_class(unsigned char c)
+/* Approximates String.prototype.localeCompare (ICU root collation), which
+ * tojson(sort_keys=true) uses: three levels, compared in order over the whole
+ * string: primary (punctuation < digits < letters, letters without case or
+ * accent), secondary (accents), tertiary (lower case before upper case).
+ * ASCII punctuation follows the CLDR root order; Latin-1 letters fold to their
+ * base letter; other characters sort after letters by code point. */
+struct coll {
+    unsigned p, s, t;
+};
+static struct coll coll_of(unsigned cp)
 {
-    if (c >= '0' && c <= '9') return 1;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 2;
-    return c < 0x80 ? 0 : 3;
+    static const char PUNCT[] = "\t\n\v\f\r _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$";
+    static const char L1[] = "AAAAAAACEEEEIIIIDNOOOOO*OUUUUYTsaaaaaaaceeeeiiiidnooooo/ouuuuyty"; /* U+00C0..U+00FF */
+    if (cp < 0x80) {
+        const char *q = cp ? strchr(PUNCT, (int)cp) : NULL;
+        if (q) return (struct coll){1 + (unsigned)(q - PUNCT), 0, 0};
+        if (cp >= '0' && cp <= '9') return (struct coll){100 + cp - '0', 0, 0};
+        if (cp >= 'a' && cp <= 'z') return (struct coll){200 + (cp - 'a') * 2, 0, 0};
+        if (cp >= 'A' && cp <= 'Z') return (struct coll){200 + (cp - 'A') * 2, 0, 1};
+        return (struct coll){50 + cp, 0, 0}; /* other controls and symbols */
+    }
+    if (cp >= 0xC0 && cp <= 0xFF && L1[cp - 0xC0] != '*' && L1[cp - 0xC0] != '/') {
+        char base = L1[cp - 0xC0];
+        int upper = base >= 'A' && base <= 'Z';
+        unsigned lb = (unsigned)(upper ? base + 32 : base);
+        return (struct coll){200 + (lb - 'a') * 2 + (cp == 0xDE || cp == 0xFE ? 60 : 0), 1 + (cp & 7), (unsigned)upper};
+    }
+    return (struct coll){1000 + cp, 0, 0};
 }
 static int locale_cmp(struct tstr a, struct tstr b)
 {
-    size_t n = a.n < b.n ? a.n : b.n;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char x = (unsigned char)a.p[i], y = (unsigned char)b.p[i];
-        int cx = coll_class(x), cy = coll_class(y);
-        if (cx != cy) return cx - cy;
-        int lx = (x >= 'A' && x <= 'Z') ? x + 32 : x, ly = (y >= 'A' && y <= 'Z') ? y + 32 : y;
-        if (lx != ly) return lx - ly;
+    for (int level = 0; level < 3; level++) {
+        size_t i = 0, j = 0;
+        for (;;) {
+            if (i >= a.n || j >= b.n) {
+                if (i < a.n || j < b.n) return i < a.n ? 1 : -1;
+                break;
+            }
+            size_t la, lb;
+            struct coll x = coll_of(utf8_decode(a.p + i, a.n - i, &la));
+            struct coll y = coll_of(utf8_decode(b.p + j, b.n - j, &lb));
+            i += la, j += lb;
+            unsigned vx = level == 0 ? x.p : level == 1 ? x.s : x.t;
+            unsigned vy = level == 0 ? y.p : level == 1 ? y.s : y.t;
+            if (vx != vy) return vx < vy ? -1 : 1;
+        }
     }
-    if (a.n != b.n) return a.n < b.n ? -1 : 1;
-    for (size_t i = 0; i < n; i++)
-        if (a.p[i] != b.p[i]) return (a.p[i] >= 'a') ? -1 : 1; /* lower first */
     return 0;
 }
 

@@ -602,6 +602,10 @@ START_TEST(test_rejects_malformed)
     EXPECT_BAD(b.num_verify = 1);              /* verify without spec slots */
 #undef EXPECT_BAD
     ck_assert_int_eq(eng_forward(m.e, &good, NULL), -EINVAL); /* logits wanted, no buffer */
+    b = good;
+    b.num_logits = 0; /* a prefill chunk that wants no logits needs no buffer */
+    b.logits_rows = NULL;
+    ck_assert_int_eq(eng_forward(m.e, &b, NULL), 0);
     ck_assert_int_eq(eng_forward(NULL, &good, lg), -EINVAL);
     free(lg);
     fx_refs_free(&r);

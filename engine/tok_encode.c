@@ -18,7 +18,7 @@
  * BPE: lowest merge rank first, leftmost on ties (the JS priority queue uses
  * rank + position/len). Short words use a tiktoken-style linear scan, long
  * ones (whitespace runs, long tokens) a heap over a linked list, so the cost
- * stays O(n log n). A per-thread direct-mapped cache holds short words.
+ * stays O(n log n). A per-thread 2-way cache holds short words' ids.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -243,12 +243,20 @@ static void bpe_word(struct enc *e, const uint8_t *s, size_t n)
         int32_t id = tok_vocab_find(t, s, n);
         if (id >= 0) { push_id(e, id); return; }
     }
-    struct tok_cw *slot = NULL;
+    struct tok_cw *set = NULL;
     if (n <= TOK_CW_KEY) {
-        slot = &e->tls->cache[tok_hash(s, n) & (TOK_CW_SLOTS - 1)];
-        if (slot->klen == n && !memcmp(slot->key, s, n)) {
-            for (int i = 0; i < slot->nids; i++) push_id(e, slot->ids[i]);
-            return;
+        set = &e->tls->cache[2 * (tok_hash(s, n) & (TOK_CW_SETS - 1))];
+        for (int w = 0; w < 2; w++) {
+            struct tok_cw *c = &set[w];
+            if (c->klen == n && !memcmp(c->key, s, n)) {
+                for (int i = 0; i < c->nids; i++) push_id(e, c->ids[i]);
+                if (w) { /* keep the most recent in way 0 */
+                    struct tok_cw tmp = set[0];
+                    set[0] = set[1];
+                    set[1] = tmp;
+                }
+                return;
+            }
         }
     }
     if (n > BPE_LINEAR_MAX) {
@@ -265,11 +273,12 @@ static void bpe_word(struct enc *e, const uint8_t *s, size_t n)
         if (id[i] < 0) all_known = false;
         emit_sym(e, id[i]);
     }
-    if (slot && all_known && m <= TOK_CW_IDS && !e->err && e->n - before == m) {
-        slot->klen = (uint8_t)n;
-        slot->nids = (uint8_t)m;
-        memcpy(slot->key, s, n);
-        memcpy(slot->ids, id, m * sizeof *id);
+    if (set && all_known && m <= TOK_CW_IDS && !e->err && e->n - before == m) {
+        set[1] = set[0]; /* evict the least recent */
+        set[0].klen = (uint8_t)n;
+        set[0].nids = (uint8_t)m;
+        memcpy(set[0].key, s, n);
+        memcpy(set[0].ids, id, m * sizeof *id);
     }
 }
 

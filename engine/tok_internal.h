@@ -48,11 +48,13 @@ struct tok_pre {
     bool add_prefix_space; /* ByteLevel */
 };
 
-/* Word cache entry: a pre-token of up to TOK_CW_KEY bytes -> up to TOK_CW_IDS ids. */
-#define TOK_CW_KEY 22
-#define TOK_CW_IDS 8
-#define TOK_CW_SLOTS 8192
-struct tok_cw {
+/* Word cache entry, one 64-byte line: a pre-token of up to TOK_CW_KEY bytes
+ * -> up to TOK_CW_IDS ids. The cache is 2-way set associative (way 0 = most
+ * recent), TOK_CW_SETS sets: 1 MiB per thread per tokenizer. */
+#define TOK_CW_KEY 26
+#define TOK_CW_IDS 9
+#define TOK_CW_SETS 8192
+struct __attribute__((aligned(64))) tok_cw {
     uint8_t klen; /* 0 = empty */
     uint8_t nids;
     uint8_t key[TOK_CW_KEY];
@@ -66,7 +68,7 @@ struct tok_tls {
     pcre2_match_data *md;
     pcre2_match_context *mctx;
     pcre2_jit_stack *jit;
-    struct tok_cw *cache; /* [TOK_CW_SLOTS] */
+    struct tok_cw *cache; /* [TOK_CW_SETS][2] */
 };
 
 /* Vocabulary slot, 16 bytes: pieces of up to TOK_VS_INLINE bytes are

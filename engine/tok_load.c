@@ -246,7 +246,8 @@ struct tok_tls *tok_tls_get(const struct tokenizer *tc)
     s->mctx = pcre2_match_context_create(NULL);
     /* Long whitespace runs backtrack through (?!\S): give JIT room. */
     s->jit = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
-    s->cache = calloc(TOK_CW_SLOTS, sizeof *s->cache);
+    s->cache = aligned_alloc(64, (size_t)TOK_CW_SETS * 2 * sizeof *s->cache);
+    if (s->cache) memset(s->cache, 0, (size_t)TOK_CW_SETS * 2 * sizeof *s->cache);
     if (!s->md || !s->mctx || !s->jit || !s->cache) { tls_free(s); return NULL; }
     pcre2_jit_stack_assign(s->mctx, NULL, s->jit);
     if (pthread_setspecific(t->key, s)) { tls_free(s); return NULL; }

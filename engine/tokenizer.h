@@ -9,7 +9,9 @@
  * thread-safe (they read the tokenizer and use only caller-owned or
  * per-thread scratch, created on a thread's first call and freed at thread
  * exit or tok_free). A tok_stream belongs to one request and is used by one
- * thread at a time. tok_free must not race with any other call.
+ * thread at a time. tok_free must not race with any other call. Scratch per
+ * calling thread and tokenizer: a 1 MiB word cache and a PCRE2 JIT stack
+ * (32 KiB, grown on demand up to 8 MiB).
  *
  * Exactness: ids equal @huggingface/tokenizers' (the npm package, which
  * translates the Oniguruma patterns of tokenizer.json to Unicode regexes) for
@@ -25,7 +27,9 @@
  * the real files never exercise, we follow Rust: Split behaviors other than
  * Removed (the JS port treats them all as Isolated, and drops unmatched text
  * under invert), and added tokens' single_word (ignored by the JS port). The
- * unit tests pin these with a generated tokenizer.
+ * unit tests pin these with a generated tokenizer. Unicode letter/number
+ * classes come from PCRE2's tables (Unicode 14 in PCRE2 10.42), so characters
+ * assigned later may split differently from a newer JS engine.
  *
  * Invalid UTF-8 input (docs/api.md "Tokenization"): each invalid sequence is
  * replaced by U+FFFD exactly as the WHATWG TextDecoder does, then encoded.

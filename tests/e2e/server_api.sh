@@ -131,6 +131,25 @@ check "405 wrong method" eq "$(status "${AUTH[@]}" -X GET "$U/v1/completions")" 
 head -c 100000 /dev/zero | tr '\0' 'a' >"$E2E_TMP/big"
 check "413 body too large" eq "$(status "${AUTH[@]}" "$U/v1/completions" --data-binary "@$E2E_TMP/big")" 413
 check "413 chunked body" eq "$(status "${AUTH[@]}" -H 'Transfer-Encoding: chunked' "$U/v1/completions" --data-binary "@$E2E_TMP/big")" 413
+# hostile bodies: never a 5xx, never a crash
+NEST=$(node -e 'console.log("[".repeat(5000)+"]".repeat(5000))')
+printf '{"prompt":"a\xff\xfeb","max_tokens":1}' >"$E2E_TMP/badutf8"
+printf '{"prompt":"a\u0000b","max_tokens":1}' >"$E2E_TMP/nul"
+bad5xx=0
+for b in "$NEST" '{"prompt":"x","max_tokens":1e308}' '{"prompt":"x","n":-1}' "$(node -e 'console.log(JSON.stringify({prompt:Array(2040).fill(9906),max_tokens:99999999}))')" \
+         '{"prompt":"x","stop":["\ud800"]}' '{"prompt":"x","logit_bias":{"1":1e999}}' '{"prompt":{"a":1}}' \
+         '{"prompt":"x","seed":1e30}' '{"prompt":"x","temperature":NaN}' '{"messages":[{"role":"user","content":"x"}],"max_tokens":2}' \
+         'null' '{}' '{"prompt":""}' '{"prompt":[[]]}' '{"prompt":"x","stream":true,"n":3,"logprobs":20,"echo":true,"max_tokens":2}'; do
+    code=$(status "${AUTH[@]}" "$U/v1/completions" -d "$b")
+    case "$code" in 5*|000) echo "  $code for ${b:0:60}"; bad5xx=$((bad5xx + 1));; esac
+    code=$(status "${AUTH[@]}" "$U/v1/chat/completions" -d "$b")
+    case "$code" in 5*|000) echo "  chat $code for ${b:0:60}"; bad5xx=$((bad5xx + 1));; esac
+done
+for f in badutf8 nul; do
+    code=$(status "${AUTH[@]}" "$U/v1/completions" --data-binary "@$E2E_TMP/$f")
+    case "$code" in 5*|000) echo "  $code for $f"; bad5xx=$((bad5xx + 1));; esac
+done
+check "hostile bodies never get a 5xx" eq "$bad5xx" 0
 check "still serving after errors" eq "$(status "$U/health")" 200
 
 # --- a disconnecting client is cancelled

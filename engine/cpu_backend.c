@@ -375,7 +375,7 @@ static void gdn_layer(struct engine *e, const struct cpu_layer *l, const struct 
     add_into(s->x, s->tmp, (size_t)T * C);
 }
 
-static void attn_layer(struct engine *e, const struct cpu_layer *l, const struct eng_batch *b,
+static int attn_layer(struct engine *e, const struct cpu_layer *l, const struct eng_batch *b,
                        struct ws *s, int nth)
 {
     struct cpu_impl *m = e->impl;
@@ -415,8 +415,9 @@ static void attn_layer(struct engine *e, const struct cpu_layer *l, const struct
         float *row = s->p + (size_t)q0 * P;
         kern_cpu_kv_write(kpool, vpool, row + QD, P, row + QD + KVD, P, bt, e->mem.block_size, m->Hkv,
                           D, cl, n);
-        kern_cpu_attention(s->core + (size_t)q0 * QD, QD, row, P, kpool, vpool, bt, e->mem.block_size,
-                           m->Hq, m->Hkv, D, cl, n, scale);
+        if (kern_cpu_attention(s->core + (size_t)q0 * QD, QD, row, P, kpool, vpool, bt,
+                               e->mem.block_size, m->Hq, m->Hkv, D, cl, n, scale))
+            return -ENOMEM;
     }
     kern_cpu_matmul(s->tmp, C, s->core, QD, l->w_out, T, QD, C, nth);
     kern_cpu_rmsnorm(s->tmp, s->tmp, C, l->norm1, T, C, eps);
@@ -425,6 +426,7 @@ static void attn_layer(struct engine *e, const struct cpu_layer *l, const struct
     mlp(m, l, s->x, T, s, nth);
     kern_cpu_rmsnorm(s->tmp, s->tmp, C, l->norm2, T, C, eps);
     add_into(s->x, s->tmp, (size_t)T * C);
+    return 0;
 }
 
 static int cpu_forward(struct engine *e, const struct eng_batch *b, float *logits)
@@ -439,10 +441,15 @@ static int cpu_forward(struct engine *e, const struct eng_batch *b, float *logit
     kern_cpu_embed(s.x, m->embed, b->tokens, T, C);
     for (int li = 0; li < m->L; li++) {
         const struct cpu_layer *l = &m->layers[li];
-        if (l->is_attn)
-            attn_layer(e, l, b, &s, nth);
-        else
+        if (l->is_attn) {
+            /* A failed step leaves this batch's KV/state partly advanced;
+             * the scheduler fails the step's requests (their slots and
+             * blocks are released, never reused as if valid). */
+            int rc = attn_layer(e, l, b, &s, nth);
+            if (rc) return rc;
+        } else {
             gdn_layer(e, l, b, &s, nth);
+        }
     }
     /* Final norm and lm_head only for the rows that want logits. */
     int R = b->num_logits;

@@ -33,18 +33,21 @@ void kern_cpu_kv_write(float *kpool, float *vpool, const float *k, int ldk, cons
     }
 }
 
-void kern_cpu_attention(float *out, int ldo, const float *q, int ldq, const float *kpool,
+int kern_cpu_attention(float *out, int ldo, const float *q, int ldq, const float *kpool,
                         const float *vpool, const int32_t *block_table, int block_size, int Hq,
                         int Hkv, int D, int cache_len, int n, float scale)
 {
     int group = Hq / Hkv;
     int ctx_max = cache_len + n;
     int64_t work = (int64_t)n * Hq * ctx_max * D;
-#pragma omp parallel if (work >= KERN_CPU_PAR_WORK)
+    int failed = 0;
+#pragma omp parallel if (work >= KERN_CPU_PAR_WORK) reduction(| : failed)
     {
         float *p = malloc(sizeof(float) * (size_t)ctx_max);
+        if (!p) failed = 1;
 #pragma omp for schedule(dynamic, 4)
         for (int64_t th = 0; th < (int64_t)n * Hq; th++) {
+            if (!p) continue;
             int i = (int)(th / Hq), h = (int)(th % Hq), kvh = h / group;
             int ctx = cache_len + i + 1;
             const float *qh = q + (int64_t)i * ldq + (int64_t)h * D;
@@ -73,4 +76,5 @@ void kern_cpu_attention(float *out, int ldo, const float *q, int ldq, const floa
         }
         free(p);
     }
+    return failed ? -1 : 0;
 }

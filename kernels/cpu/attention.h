@@ -26,8 +26,10 @@ void kern_cpu_kv_write(float *kpool, float *vpool, const float *k, int ldk, cons
 /* For the n new query tokens of one sequence (token i at position
  * cache_len + i attends to positions 0..cache_len+i, already in the pool):
  *   out_h = softmax_j(q_h . K_j * scale) V_j, kv head of q head h = h / (Hq/Hkv).
- * q rows (Hq*D) at q + i*ldq; out rows at out + i*ldo. */
-void kern_cpu_attention(float *out, int ldo, const float *q, int ldq, const float *kpool,
+ * q rows (Hq*D) at q + i*ldq; out rows at out + i*ldo.
+ * Returns 0, or -1 when the per-thread score buffers (cache_len+n floats
+ * each) cannot be allocated (out is then incomplete). */
+int kern_cpu_attention(float *out, int ldo, const float *q, int ldq, const float *kpool,
                         const float *vpool, const int32_t *block_table, int block_size, int Hq,
                         int Hkv, int D, int cache_len, int n, float scale);
 

@@ -259,9 +259,15 @@ static int stream_fill(struct gen_req *g)
                 if (!cd->text_len && !cd->num_tokens && cd->finish == SCHED_FINISH_NONE) continue;
                 if (!cd->text_len && cd->finish == SCHED_FINISH_NONE && !(lp >= 0 && cd->num_tokens)) continue;
                 int idx = i * g->n + cd->index;
+                /* chat, as OpenAI streams it: the finish_reason comes in its
+                 * own chunk with an empty delta after the last content */
+                bool split = kind == OAI_CHAT && cd->finish != SCHED_FINISH_NONE && (cd->text_len || cd->num_tokens);
                 if (out_event(g, oai_chunk_json(&g->ctx, kind, idx, cd->text, cd->logprobs, cd->logprobs ? cd->num_tokens : 0,
-                                                false, lp, cd->finish, cd->stop_token, cd->stop_index,
-                                                &g->text_off[idx], usage_null)))
+                                                false, lp, split ? SCHED_FINISH_NONE : cd->finish, cd->stop_token,
+                                                cd->stop_index, &g->text_off[idx], usage_null)))
+                    goto oom;
+                if (split && out_event(g, oai_chunk_json(&g->ctx, kind, idx, "", NULL, 0, false, lp, cd->finish,
+                                                         cd->stop_token, cd->stop_index, &g->text_off[idx], usage_null)))
                     goto oom;
             }
             if (d.error && !g->error) {

@@ -193,8 +193,14 @@ check "exit 0 after drain" eq "$rc" 0
 check "json log lines" node -e 'for(const l of require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n")){const o=JSON.parse(l);if(!o.msg||!o.level)process.exit(1)}' "$Q_LOG"
 
 # --- a second signal exits at once (no drain wait)
-start_server Z --max-model-len 2048 --shutdown-timeout 60
-curl -s "http://127.0.0.1:$Z_PORT/v1/completions" -d '{"prompt":"x","max_tokens":2000,"ignore_eos":true}' -o /dev/null &
+# (this server takes its settings from a config file and the environment)
+printf '{"max-model-len": 2048, "shutdown_timeout": 60, "api-key": "from-file"}' >"$E2E_TMP/z.json"
+DELTASERVE_API_KEY=from-env DELTASERVE_MAX_NUM_SEQS=4 start_server Z --config "$E2E_TMP/z.json"
+ZU="http://127.0.0.1:$Z_PORT"
+check "config file: max-model-len" eq "$(curl -s -H 'Authorization: Bearer from-env' "$ZU/v1/models" | jget '.data[0].max_model_len')" 2048
+check "environment beats config file (api key)" eq "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer from-file' "$ZU/v1/models")" 401
+check "environment: max-num-seqs" grep -q 'max_num_seqs 4' "$Z_LOG"
+curl -s -H 'Authorization: Bearer from-env' "$ZU/v1/completions" -d '{"prompt":"x","max_tokens":2000,"ignore_eos":true}' -o /dev/null &
 ZC=$!
 sleep 0.3
 kill -TERM "$Z_PID"; sleep 0.2; kill -TERM "$Z_PID"

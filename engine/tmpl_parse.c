@@ -22,6 +22,7 @@ struct ps {
     struct tmpl_arena *a;
     const struct ttok *t;
     size_t n, cur;
+    int depth; /* nesting guard: the parser recurses */
     char *err;
     size_t errlen;
     jmp_buf jb;
@@ -103,6 +104,8 @@ static struct tnode *parse_expr(struct ps *p);
 static struct tnode *parse_primary(struct ps *p);
 static struct tnode *parse_call(struct ps *p, struct tnode *callee);
 static void parse_args(struct ps *p, struct tnlist *out, int params);
+static struct tnode *parse_stmt_inner(struct ps *p);
+#define TMPL_MAX_PARSE_DEPTH 300
 
 static void parse_until(struct ps *p, struct tnlist *body, const char *a, const char *b, const char *c)
 {
@@ -192,6 +195,14 @@ static void check_filter_node(struct ps *p, const struct tnode *f)
 }
 
 static struct tnode *parse_stmt(struct ps *p)
+{
+    if (++p->depth > TMPL_MAX_PARSE_DEPTH) perr(p, "template nested too deeply");
+    struct tnode *x = parse_stmt_inner(p);
+    p->depth--;
+    return x;
+}
+
+static struct tnode *parse_stmt_inner(struct ps *p)
 {
     expect(p, TT_OPEN_STMT, "Expected opening statement token");
     if (!is(p, TT_IDENT)) perr(p, "Unknown statement, got %s", p->cur < p->n ? TT_NAMES[p->t[p->cur].t] : "end");
@@ -451,12 +462,15 @@ static struct tnode *parse_call_member(struct ps *p)
 
 static struct tnode *parse_unary_sign(struct ps *p)
 {
+    if (p->depth > TMPL_MAX_PARSE_DEPTH) perr(p, "template nested too deeply");
     if ((is(p, TT_UNARY) || is(p, TT_ADD)) &&
         (tstr_eq(p->t[p->cur].v, "-") || tstr_eq(p->t[p->cur].v, "+"))) {
         struct tnode *x = nn(p, TN_UNARY);
         x->op = p->t[p->cur].v.p[0] == '-' ? OP_SUB : OP_ADD;
         p->cur++;
+        p->depth++;
         x->a = parse_unary_sign(p);
+        p->depth--;
         return x;
     }
     return parse_call_member(p);
@@ -553,7 +567,9 @@ static struct tnode *parse_not(struct ps *p)
         struct tnode *x = nn(p, TN_UNARY);
         x->op = OP_NOT;
         p->cur++;
+        if (++p->depth > TMPL_MAX_PARSE_DEPTH) perr(p, "template nested too deeply");
         x->a = parse_not(p);
+        p->depth--;
         return x;
     }
     return parse_cmp(p);
@@ -579,7 +595,16 @@ static struct tnode *parse_or(struct ps *p)
     return l;
 }
 
+static struct tnode *parse_expr_inner(struct ps *p);
 static struct tnode *parse_expr(struct ps *p)
+{
+    if (++p->depth > TMPL_MAX_PARSE_DEPTH) perr(p, "template nested too deeply");
+    struct tnode *x = parse_expr_inner(p);
+    p->depth--;
+    return x;
+}
+
+static struct tnode *parse_expr_inner(struct ps *p)
 {
     struct tnode *a = parse_or(p);
     if (is_ident(p, "if")) {

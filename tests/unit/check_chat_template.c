@@ -183,6 +183,31 @@ START_TEST(test_parse_errors_name_line)
     expect_parse_error("{{ 'x' | 'y' }}", "Expected identifier for the filter");
     /* trim_blocks removes newlines, yet lines still count in the original source */
     expect_parse_error("{% if a %}\n{% if b %}\n{% endif %}\n\n{{ x | nope }}{% endif %}", "template line 5");
+    /* absurd nesting is an error, not a stack overflow */
+    {
+        size_t n = 200000;
+        char *deep = malloc(n * 2 + 16);
+        strcpy(deep, "{{ ");
+        size_t o = 3;
+        for (size_t i = 0; i < n; i++) deep[o++] = '(';
+        deep[o++] = '1';
+        for (size_t i = 0; i < n; i++) deep[o++] = ')';
+        strcpy(deep + o, " }}");
+        expect_parse_error(deep, "nested too deeply");
+        free(deep);
+        char *nots = malloc(n * 4 + 16);
+        strcpy(nots, "{{ ");
+        for (size_t i = 0; i < n; i++) memcpy(nots + 3 + i * 4, "not ", 4);
+        strcpy(nots + 3 + n * 4, "1 }}");
+        expect_parse_error(nots, "nested too deeply");
+        free(nots);
+        char *ifs = malloc(n * 12 + 16);
+        ifs[0] = 0;
+        for (size_t i = 0; i < n; i++) memcpy(ifs + i * 11, "{% if 1 %}x", 11);
+        ifs[n * 11] = 0;
+        expect_parse_error(ifs, "nested too deeply");
+        free(ifs);
+    }
     /* a valid template parses and destroys cleanly */
     char err[128];
     struct tmpl *t = tmpl_create("{{ messages | length }}", err, sizeof(err));

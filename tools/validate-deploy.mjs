@@ -351,6 +351,15 @@ function crossCheck(all) {
       check(exported.has(name), file, `${hw}.spec.metrics.pods.metric.name`, `${name} is not a metric server/metrics.c exports (${[...exported].join(", ")})`);
     }
   }
+  // Alert and recording rules may only use series deltaserve exports.
+  for (const { file, doc } of byKind("PrometheusRule")) {
+    const known = allSeriesNames();
+    check(known.size >= 20, path.join(ROOT, "server/metrics.c"), "metrics", "could not read the exported series");
+    for (const [gi, g] of (doc.spec?.groups ?? []).entries())
+      for (const [ri, r] of (g.rules ?? []).entries())
+        for (const m of String(r.expr ?? "").matchAll(/deltaserve:[a-zA-Z0-9_:]+/g))
+          check(known.has(m[0]), file, `PrometheusRule/${doc.metadata.name}.spec.groups[${gi}].rules[${ri}] (${r.alert ?? r.record})`, `${m[0]} is not a series server/metrics.c exports`);
+  }
   const sms = byKind("ServiceMonitor");
   if (check(sms.length === 1, K8S_DIR, "ServiceMonitor", "expected one")) {
     const { file, doc } = sms[0];
@@ -395,6 +404,17 @@ function checkEnv(names, file, where) {
     const opt = n.slice("DELTASERVE_".length).toLowerCase().replace(/_/g, "-");
     check(opts.has(opt), file, where, `${n} is not a deltaserve setting (the server would ignore it silently)`);
   }
+}
+
+// Every series name server/metrics.c renders: families from its header()
+// calls (counters carry _total already) and histograms' _bucket/_sum/_count.
+function allSeriesNames() {
+  const src = fs.readFileSync(path.join(ROOT, "server/metrics.c"), "utf8");
+  const out = new Set();
+  for (const m of src.matchAll(/header\(&b, "(\w+)",[^;]*"(gauge|counter)"\)/g)) out.add(`deltaserve:${m[1]}`);
+  for (const m of src.matchAll(/hist_setup\(&r->hist\[\w+\], "(\w+)"/g))
+    for (const suf of ["_bucket", "_sum", "_count"]) out.add(`deltaserve:${m[1]}${suf}`);
+  return out;
 }
 
 // The gauge names server/metrics.c renders, as "deltaserve:<name>".

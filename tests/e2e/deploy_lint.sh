@@ -59,6 +59,8 @@ mutate "unknown flag"                k8s deployment.yaml     's/--gpu-memory-uti
 mutate "typo'd environment variable" k8s deployment.yaml     's/name: DELTASERVE_LOG_FORMAT/name: DELTASERVE_LOGFORMAT/' 'DELTASERVE_LOGFORMAT is not a deltaserve setting'
 mutate "compose: unknown flag"       compose compose.yaml    's/- --served-model-name/- --served-name/'      'unknown flag --served-name'
 mutate "image: typo'd ENV"           dockerfile Dockerfile   's/DELTASERVE_LOG_FORMAT=json/DELTASERVE_LOG_FMT=json/' 'DELTASERVE_LOG_FMT is not a deltaserve setting'
+mutate "alert on a missing series"   k8s prometheusrule.yaml 's/rate\(deltaserve:num_preemptions_total/rate(deltaserve:num_preemption_total/' 'deltaserve:num_preemption_total is not a series'
+mutate "alert rule typo'd field"     k8s prometheusrule.yaml 's/          for: 15m/          fro: 15m/'     'rules[1].fro: unknown field'
 mutate "HPA metric not exported"     k8s hpa.yaml            's/name: deltaserve:num_requests_waiting/name: deltaserve:num_request_waiting/' 'is not a metric server/metrics.c exports'
 mutate "HPA targets another object"  k8s hpa.yaml            's/(kind: Deployment\n\s+name: )deltaserve/$1other/' 'does not point at the Deployment'
 mutate "ServiceMonitor wrong port"   k8s servicemonitor.yaml 's/- port: http/- port: metrics/'                'is not a port name of Service'

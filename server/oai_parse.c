@@ -139,6 +139,9 @@ static int parse_prompt(const cJSON *root, const struct oai_limits *lim, struct 
         r->num_prompts = 1;
         return id_array(p, lim, "prompt", &r->prompts[0].ids, &r->prompts[0].num_ids, e);
     }
+    if (cnt > lim->max_prompts)
+        return srv_err_set(e, SRV_EINVAL, "prompt", "'prompt' has %d prompts; at most %d are allowed in one request",
+                           cnt, lim->max_prompts);
     r->prompts = calloc((size_t)cnt, sizeof *r->prompts);
     if (!r->prompts) return srv_err_set(e, SRV_ENOMEM, "prompt", "out of memory");
     bool strings = cJSON_IsString(first);
@@ -447,6 +450,7 @@ void oai_limits_init(struct oai_limits *l)
     l->max_n = 128;
     l->vocab_size = 0;
     l->max_stop = 16;
+    l->max_prompts = 1024;
 }
 
 static cJSON *parse_root(const char *body, size_t len, struct srv_error *e)

@@ -42,6 +42,7 @@ struct oai_limits {
     int max_n;                  /* largest n (default 128) */
     int vocab_size;             /* > 0: token ids (prompt, stop_token_ids, logit_bias) checked */
     int max_stop;               /* stop strings at most (default 16) */
+    int max_prompts;            /* prompts in one completions request (default 1024) */
 };
 
 struct oai_request {

@@ -103,6 +103,16 @@ START_TEST(prompt_forms)
     ck_assert_ptr_null(r.prompts[0].text);
     oai_request_fini(&r);
     expect_bad(OAI_COMPLETION, "{\"prompt\":[]}", SRV_EINVAL, "prompt");
+    {
+        /* more prompts than one request may carry */
+        size_t cap = 1025 * 4 + 32;
+        char *big = malloc(cap);
+        size_t o = (size_t)snprintf(big, cap, "{\"prompt\":[");
+        for (int i = 0; i < 1025; i++) o += (size_t)snprintf(big + o, cap - o, "%s\"a\"", i ? "," : "");
+        snprintf(big + o, cap - o, "]}");
+        expect_bad(OAI_COMPLETION, big, SRV_EINVAL, "prompt");
+        free(big);
+    }
     expect_bad(OAI_COMPLETION, "{\"prompt\":[\"a\",1]}", SRV_EINVAL, "prompt");
     expect_bad(OAI_COMPLETION, "{\"prompt\":[1,\"a\"]}", SRV_EINVAL, "prompt");
     expect_bad(OAI_COMPLETION, "{\"prompt\":[[1],[]]}", SRV_EINVAL, "prompt");

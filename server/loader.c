@@ -19,7 +19,8 @@ static int pick_device(struct srv_model *m, const struct srv_args *a, char *err,
     bool want_cuda = !strcmp(a->device, "cuda");
 #ifdef DS_HAVE_CUDA
     char desc[160] = "";
-    int ok = eng_cuda_available(desc, sizeof desc);
+    /* --device cpu never touches the CUDA runtime */
+    int ok = strcmp(a->device, "cpu") ? eng_cuda_available(desc, sizeof desc) : 0;
     if (ok && strcmp(a->device, "cpu")) {
         snprintf(m->device, sizeof m->device, "cuda");
         snprintf(m->device_desc, sizeof m->device_desc, "%s", desc);

@@ -68,7 +68,9 @@ void tmpl_destroy(struct tmpl *t);
  * On TMPL_OK, *out is a malloc'd NUL-terminated string the caller frees.
  * On error *out is NULL and err holds the message (raise_exception's text as
  * written by the template; other errors name the template line).
- * Thread-safe for concurrent calls on the same template. */
+ * Thread-safe for concurrent calls on the same template. Each calling thread
+ * keeps up to 4 MiB of scratch memory cached for its next renders (freed at
+ * thread exit). */
 int tmpl_render(const struct tmpl *t, const cJSON *context, char **out, char *err, size_t errlen);
 
 /* Loads the chat template of a Hugging Face model directory, in this order:

@@ -197,6 +197,12 @@ int tmpl_compare(struct tmpl_rt *rt, struct tv a, struct tv b, int cs)
 static struct tv concat_raw(struct tmpl_rt *rt, struct tv l, struct tv r)
 {
     struct tbuf b = {0};
+    if (l.t == TV_STR && r.t == TV_STR) { /* the common case: one exact allocation */
+        char *p = tmpl_alloc(rt, l.s.n + r.s.n + 1);
+        if (l.s.n) memcpy(p, l.s.p, l.s.n);
+        if (r.s.n) memcpy(p + l.s.n, r.s.p, r.s.n);
+        return tv_str((struct tstr){p, l.s.n + r.s.n});
+    }
     tv_raw(rt, &b, l);
     tv_raw(rt, &b, r);
     return tv_str(tbuf_str(&b));

@@ -113,7 +113,8 @@ double samp_rng_uniform(uint64_t seed, uint64_t stream, uint64_t counter)
 
 /* --- helpers ---------------------------------------------------------------- */
 
-/* log-sum-exp of x[n] (the raw log-softmax normaliser). */
+/* log-sum-exp of x[n] (the raw log-softmax normaliser): expf terms (each in
+ * (0, 1] after the max shift), summed in double. */
 static double logsumexp(const float *x, int n)
 {
     float m = -INFINITY;
@@ -121,7 +122,7 @@ static double logsumexp(const float *x, int n)
         if (x[i] > m) m = x[i];
     if (!isfinite(m)) return m;
     double s = 0.0;
-    for (int i = 0; i < n; i++) s += exp((double)x[i] - m);
+    for (int i = 0; i < n; i++) s += expf(x[i] - m);
     return m + log(s);
 }
 
@@ -176,11 +177,12 @@ static float kth_largest(float *v, int n, int k)
     return v[lo];
 }
 
-static const float *g_sort_probs; /* engine thread only; qsort has no context arg in C11 */
-static int cmp_prob_desc(const void *a, const void *b)
+/* qsort_r (glibc, _GNU_SOURCE) so concurrent contexts share no state */
+static int cmp_prob_desc(const void *a, const void *b, void *arg)
 {
+    const float *probs = arg;
     int ia = *(const int *)a, ib = *(const int *)b;
-    float pa = g_sort_probs[ia], pb = g_sort_probs[ib];
+    float pa = probs[ia], pb = probs[ib];
     if (pa > pb) return -1;
     if (pa < pb) return 1;
     return ia < ib ? -1 : ia > ib;
@@ -207,10 +209,33 @@ static void top_p_mask(struct samp_ctx *c, float *p, int n, float pmax, double t
         if (mass >= need * (1.0 - 1e-9) || thr == 0.0f) break;
         thr = thr > 1e-30f ? thr / 4096.0f : 0.0f;
     }
-    g_sort_probs = p;
-    qsort(c->cand, (size_t)m, sizeof(int), cmp_prob_desc);
-    double cum = 0.0;
     int keep = m;
+    if (m > 4096) {
+        /* a flat distribution: sorting m candidates costs too much; bisect for
+         * the largest threshold whose kept mass (p >= t) still reaches top_p.
+         * Equal to the sort except that ties at the threshold are all kept. */
+        float *v = c->tmp; /* the candidates' values, contiguous (vectorizes) */
+        for (int i = 0; i < m; i++) v[i] = p[c->cand[i]];
+        float lo = 0.0f, hi = pmax;
+        for (int it = 0; it < 24; it++) { /* pmax / 2^24: below float resolution of pmax */
+            float mid = 0.5f * (lo + hi);
+            /* 16 float lanes (vectorizes without -ffast-math), then double */
+            float acc[16] = {0};
+            int i = 0;
+            for (; i + 16 <= m; i += 16)
+                for (int l = 0; l < 16; l++) acc[l] += v[i + l] >= mid ? v[i + l] : 0.0f;
+            double mass = 0.0;
+            for (int l = 0; l < 16; l++) mass += acc[l];
+            for (; i < m; i++) mass += v[i] >= mid ? v[i] : 0.0f;
+            if (mass >= need) lo = mid;
+            else hi = mid;
+        }
+        for (int i = 0; i < n; i++)
+            if (p[i] < lo) p[i] = 0.0f;
+        return;
+    }
+    qsort_r(c->cand, (size_t)m, sizeof(int), cmp_prob_desc, p);
+    double cum = 0.0;
     for (int i = 0; i < m; i++) {
         cum += p[c->cand[i]];
         if (cum >= need) {
@@ -230,10 +255,17 @@ int samp_sample(struct samp_ctx *c, const float *logits, const struct samp_param
                 const int32_t *banned, int num_banned, uint64_t seed, uint64_t stream,
                 uint64_t counter, int num_logprobs, struct samp_result *out)
 {
-    if (!c || !logits || !p || !out || num_logprobs < 0 || num_logprobs > SAMP_MAX_LOGPROBS)
+    if (!c || !logits || !p || !out || num_logprobs < -1 || num_logprobs > SAMP_MAX_LOGPROBS)
         return -EINVAL;
     const int n = c->vocab;
     float *w = c->work;
+    bool rep = p->repetition_penalty != 1.0f;
+    bool freqpres = p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f;
+    if (samp_is_greedy(p) && !rep && !freqpres && p->num_logit_bias == 0 && num_banned == 0) {
+        /* plain greedy: no copy of the row */
+        out->token = argmax(logits, n);
+        goto logprobs;
+    }
     memcpy(w, logits, sizeof(float) * (size_t)n);
 
     for (int i = 0; i < p->num_logit_bias; i++) {
@@ -243,8 +275,6 @@ int samp_sample(struct samp_ctx *c, const float *logits, const struct samp_param
     for (int i = 0; i < num_banned; i++)
         if (banned[i] >= 0 && banned[i] < n) w[banned[i]] = -INFINITY;
 
-    bool rep = p->repetition_penalty != 1.0f;
-    bool freqpres = p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f;
     if (rep || freqpres) {
         /* a fresh epoch invalidates every stamp at once (no O(vocab) clear) */
         if (++c->epoch == 0) {
@@ -297,11 +327,12 @@ int samp_sample(struct samp_ctx *c, const float *logits, const struct samp_param
     }
 
     int chosen;
-    float wmax = w[argmax(w, n)];
+    int amax = argmax(w, n);
+    float wmax = w[amax];
     if (!(wmax > -INFINITY)) {
         chosen = argmax(logits, n); /* everything banned: fall back to the raw argmax */
     } else if (samp_is_greedy(p)) {
-        chosen = argmax(w, n);
+        chosen = amax;
     } else {
         const float invt = 1.0f / p->temperature;
         if (p->top_k > 0 && p->top_k < n) {
@@ -310,15 +341,15 @@ int samp_sample(struct samp_ctx *c, const float *logits, const struct samp_param
             for (int i = 0; i < n; i++)
                 if (w[i] < kth) w[i] = -INFINITY;
         }
-        /* softmax of w / T (probabilities in place, unnormalised total) */
+        /* softmax of w / T (probabilities in place, unnormalised total; the
+         * max maps to exactly 1) */
         double total = 0.0;
-        float pmax = 0.0f;
         for (int i = 0; i < n; i++) {
-            float e = w[i] > -INFINITY ? expf((w[i] - wmax) * invt) : 0.0f;
+            float e = expf((w[i] - wmax) * invt); /* -inf -> 0 */
             w[i] = e;
             total += e;
-            if (e > pmax) pmax = e;
         }
+        const float pmax = 1.0f;
         if (p->top_p < 1.0f) {
             top_p_mask(c, w, n, pmax, total, p->top_p);
             total = 0.0;
@@ -349,10 +380,15 @@ int samp_sample(struct samp_ctx *c, const float *logits, const struct samp_param
         if (chosen < 0) chosen = last >= 0 ? last : argmax(logits, n);
     }
 
-    double lse = logsumexp(logits, n);
     out->token = chosen;
-    out->logprob = (float)(logits[chosen] - lse);
-    out->num_top = num_logprobs > 0 ? top_k_list(logits, n, num_logprobs, lse, out->top) : 0;
+logprobs:
+    out->num_top = 0;
+    out->logprob = 0.0f;
+    if (num_logprobs >= 0) { /* the normaliser costs an exp per id: only when asked */
+        double lse = logsumexp(logits, n);
+        out->logprob = (float)(logits[out->token] - lse);
+        out->num_top = num_logprobs > 0 ? top_k_list(logits, n, num_logprobs, lse, out->top) : 0;
+    }
     return 0;
 }
 

@@ -5,8 +5,10 @@
  *          samp_params_validate, samp_ctx_create, samp_ctx_destroy,
  *          samp_sample, samp_logprobs, samp_rng_uniform, samp_is_greedy
  *
- * Threads: a samp_ctx holds vocab-sized scratch and belongs to one thread (the
- * engine thread); samp_params and the functions taking only them are pure.
+ * Threads: a samp_ctx holds vocab-sized scratch and belongs to one thread at
+ * a time; distinct contexts may sample concurrently (the scheduler samples
+ * the rows of a step in parallel, one context per worker). samp_params and
+ * the functions taking only them are pure.
  *
  * Order of operations (vLLM's): raw logits -> (logprobs are reported from the
  * raw log-softmax, before any processing, as vLLM's default "raw_logprobs")
@@ -87,7 +89,9 @@ double samp_rng_uniform(uint64_t seed, uint64_t stream, uint64_t counter);
  *   banned/num_banned: ids forced to -inf (min_tokens: eos and stop ids).
  *   seed, stream, counter: the RNG key (request seed, choice index, index of
  *     the token being generated).
- *   num_logprobs: 0..SAMP_MAX_LOGPROBS alternatives to report (raw).
+ *   num_logprobs: -1: no log-probs (out->logprob 0, skips an exp per id);
+ *     0..SAMP_MAX_LOGPROBS: the chosen token's raw log-prob plus that many
+ *     alternatives.
  * If every token ends up at -inf (e.g. everything banned by logit_bias) the
  * raw argmax is chosen so a request never fails in the sampler.
  * Returns 0; -EINVAL for bad arguments. Engine thread (owner of c). */

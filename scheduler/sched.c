@@ -13,6 +13,7 @@
  * condition variable rather than libuv).
  */
 #include <errno.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,17 @@ struct sched *sched_create(const struct sched_config *c, char *err, size_t errle
     if (kv_pool_init(&s->kv, c->eng->mem.num_kv_blocks) < 0) FAIL("KV pool: out of memory");
     if (slot_pool_init(&s->slots, c->eng->mem.num_state_slots) < 0)
         FAIL("state slot pool: need at least one slot (got %d)", c->eng->mem.num_state_slots);
-    if (!(s->samp = samp_ctx_create(s->vocab))) FAIL("sampler: out of memory");
+    int nsamp = omp_get_max_threads();
+    if (nsamp > SCHED_MAX_SAMP_THREADS) nsamp = SCHED_MAX_SAMP_THREADS;
+    if (nsamp < 1) nsamp = 1;
+    s->samps = calloc((size_t)nsamp, sizeof(*s->samps));
+    if (!s->samps) FAIL("sampler: out of memory");
+    s->num_samps = nsamp;
+    for (int i = 0; i < nsamp; i++)
+        if (!(s->samps[i] = samp_ctx_create(s->vocab))) FAIL("sampler: out of memory");
+    s->samp = s->samps[0];
+    s->jobs = calloc((size_t)s->cfg.max_num_seqs, sizeof(*s->jobs));
+    if (!s->jobs) FAIL("sampler: out of memory");
     int T = s->cfg.max_num_batched_tokens, R = s->cfg.max_num_seqs;
     int LR = R + SCHED_MAX_PLP_ROWS;
     s->b_tokens = malloc(sizeof(int32_t) * (size_t)T);
@@ -126,7 +137,10 @@ void sched_destroy(struct sched *s)
     free(s->rows);
     free(s->row_ntok);
     free(s->logits);
-    samp_ctx_destroy(s->samp);
+    if (s->samps)
+        for (int i = 0; i < s->num_samps; i++) samp_ctx_destroy(s->samps[i]);
+    free(s->samps);
+    free(s->jobs);
     kv_pool_fini(&s->kv);
     slot_pool_fini(&s->slots);
     pthread_mutex_destroy(&s->mu);

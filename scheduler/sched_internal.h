@@ -26,6 +26,9 @@
 
 enum seq_state { SEQ_NEW = 0, SEQ_WAITING, SEQ_RUNNING, SEQ_FINISHED };
 
+/* Sampling workers at most (each context costs ~20 bytes per vocab id). */
+#define SCHED_MAX_SAMP_THREADS 16
+
 /* One choice of a request: the unit that holds KV blocks and a state slot. */
 struct sched_seq {
     struct sched_request *r;       /* borrowed (the request owns its seqs) */
@@ -106,6 +109,14 @@ struct sched_req_impl {
     void *notify_user;
 };
 
+/* One token to sample this step: a sequence and its logits row. */
+struct samp_job {
+    struct sched_seq *q;
+    const float *logits;
+    struct samp_result res;
+    int rc;
+};
+
 struct sched {
     struct sched_config cfg;       /* eng, tok borrowed */
     const struct cfg_model *mc;
@@ -114,7 +125,11 @@ struct sched {
     int max_blocks_per_seq;        /* ceil(max_model_len / block_size) */
     struct kv_pool kv;             /* [engine] */
     struct slot_pool slots;        /* [engine] */
-    struct samp_ctx *samp;         /* [engine] */
+    struct samp_ctx *samp;         /* [engine] = samps[0] (prompt log-probs) */
+    struct samp_ctx **samps;       /* [num_samps] one per sampling worker */
+    int num_samps;
+    struct samp_job *jobs;         /* [max_num_seqs] this step's sampling jobs */
+    int num_jobs;
     pthread_t thread;
     bool started;
 

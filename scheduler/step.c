@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,14 +115,13 @@ static int seq_push_token(struct sched_seq *q, int32_t tok)
     return 0;
 }
 
-static void sample_and_append(struct sched *s, struct sched_seq *q, const float *logits)
+/* Phase 2 of sampling (any worker thread): one token for q from its logits
+ * row. Reads scheduler state, writes only *res. */
+static int job_sample(const struct sched *s, struct samp_ctx *ctx, const struct sched_seq *q,
+                      const float *logits, struct samp_result *res)
 {
-    struct sched_req_impl *im = q->r->impl;
+    const struct sched_req_impl *im = q->r->impl;
     const struct sched_params *p = &im->p;
-    if (q->num_generated >= im->max_tokens) {
-        seq_finish(s, q, SCHED_FINISH_LENGTH, -1, -1);
-        return;
-    }
     /* min_tokens: eos and stop ids may not be sampled yet */
     int32_t banned[CFG_MAX_EOS + 64];
     int nb = 0;
@@ -131,11 +131,19 @@ static void sample_and_append(struct sched *s, struct sched_seq *q, const float 
         for (int i = 0; i < p->num_stop_token_ids && nb < (int)(sizeof banned / sizeof *banned); i++)
             banned[nb++] = im->stop_ids[i];
     }
-    struct samp_result res;
-    int k = p->logprobs > 0 ? p->logprobs : 0;
-    int rc = samp_sample(s->samp, logits, &p->sampling, im->prompt, p->prompt_len,
-                         q->tokens + p->prompt_len, q->num_generated, banned, nb, im->seed,
-                         (uint64_t)q->choice, (uint64_t)q->num_generated, k, &res);
+    return samp_sample(ctx, logits, &p->sampling, im->prompt, p->prompt_len,
+                       q->tokens + p->prompt_len, q->num_generated, banned, nb, im->seed,
+                       (uint64_t)q->choice, (uint64_t)q->num_generated, p->logprobs, res);
+}
+
+/* Phase 3 (engine thread): append the sampled token, detokenize, check the
+ * stop conditions, deliver. */
+static void job_apply(struct sched *s, struct sched_seq *q, int rc, const struct samp_result *r)
+{
+    struct sched_req_impl *im = q->r->impl;
+    const struct sched_params *p = &im->p;
+    if (q->state != SEQ_RUNNING) return; /* its request failed in an earlier job */
+    struct samp_result res = *r;
     if (rc < 0 || seq_push_token(q, res.token) < 0) {
         sched_finish_request(s, q->r, SCHED_FINISH_ERROR, rc < 0 ? rc : -ENOMEM,
                              "sampling failed");
@@ -240,6 +248,21 @@ static int fork_children(struct sched *s, struct sched_seq *parent)
     return 0;
 }
 
+static void add_job(struct sched *s, struct sched_seq *q, const float *logits)
+{
+    struct sched_req_impl *im = q->r->impl;
+    if (q->num_generated >= im->max_tokens) { /* max_tokens 0 (echo scoring) */
+        seq_finish(s, q, SCHED_FINISH_LENGTH, -1, -1);
+        return;
+    }
+    struct samp_job *j = &s->jobs[s->num_jobs++];
+    j->q = q;
+    j->logits = logits;
+    j->rc = 0;
+}
+
+/* Phase 1 (engine thread): a sampling row; forks n>1 requests first so
+ * every choice gets its own job on the shared logits row. */
 static void on_sample_row(struct sched *s, struct sched_seq *q, const float *logits)
 {
     struct sched_req_impl *im = q->r->impl;
@@ -254,10 +277,26 @@ static void on_sample_row(struct sched *s, struct sched_seq *q, const float *log
             sched_finish_request(s, q->r, SCHED_FINISH_ERROR, rc, "fork failed");
             return;
         }
-        for (int c = 0; c < im->p.n; c++) sample_and_append(s, &im->seqs[c], logits);
+        for (int c = 0; c < im->p.n; c++) add_job(s, &im->seqs[c], logits);
         return;
     }
-    sample_and_append(s, q, logits);
+    add_job(s, q, logits);
+}
+
+/* Samples every job of the step, in parallel over rows when there are
+ * several (each worker has its own context; the result depends only on the
+ * row and the request's RNG key, so the thread count never changes output). */
+static void run_jobs(struct sched *s)
+{
+    const int nj = s->num_jobs;
+    const int nt = s->num_samps < nj ? s->num_samps : nj;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int i = 0; i < nj; i++) {
+        struct samp_job *j = &s->jobs[i];
+        j->rc = job_sample(s, s->samps[omp_get_thread_num()], j->q, j->logits, &j->res);
+    }
+    for (int i = 0; i < nj; i++) job_apply(s, s->jobs[i].q, s->jobs[i].rc, &s->jobs[i].res);
+    s->num_jobs = 0;
 }
 
 /* Prompt log-prob of token pos+1 from the logits at position pos. */
@@ -377,6 +416,7 @@ int sched_run_step(struct sched *s)
         struct sched_seq *q = s->rows[i];
         q->num_computed += s->row_ntok[i];
     }
+    s->num_jobs = 0;
     for (int l = 0; l < L; l++) {
         struct sched_seq *q = s->rows[s->lrow_seq[l]];
         if (q->state != SEQ_RUNNING) continue; /* finished by an earlier row (error paths) */
@@ -384,5 +424,6 @@ int sched_run_step(struct sched *s)
         if (s->lrow_pos[l] >= 0) on_plp_row(s, q, s->lrow_pos[l], lg);
         else on_sample_row(s, q, lg);
     }
+    run_jobs(s);
     return N;
 }

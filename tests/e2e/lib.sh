@@ -1,6 +1,7 @@
 # tests/e2e/lib.sh: helpers for the server e2e scripts (sourced, not run).
 #   start_server NAME ARGS...  start $DS_BIN serve on a free port (--port 0),
-#                              wait for /health 200; sets <NAME>_PORT/_PID/_LOG
+#                              wait for /health 200 (with key $E2E_AUTH if set);
+#                              sets <NAME>_PORT/_PID/_LOG
 #   check DESC CMD...          run CMD, count a pass or a failure
 #   finish                     print the counts; exit non-zero on any failure
 # The model is $DS_E2E_MODEL, else models/olmo-hybrid-tiny. Every server
@@ -32,7 +33,7 @@ start_server() {
     local port=""
     for _ in $(seq 1 300); do
         port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
-        if [ -n "$port" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")" = 200 ]; then
+        if [ -n "$port" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' ${E2E_AUTH:+-H "Authorization: Bearer $E2E_AUTH"} "http://127.0.0.1:$port/health")" = 200 ]; then
             break
         fi
         if ! kill -0 "$pid" 2>/dev/null; then echo "server $name died:"; cat "$log"; exit 1; fi

@@ -289,7 +289,8 @@ static void on_sample_row(struct sched *s, struct sched_seq *q, const float *log
 static void run_jobs(struct sched *s)
 {
     const int nj = s->num_jobs;
-    const int nt = s->num_samps < nj ? s->num_samps : nj;
+    if (nj == 0) return;
+    const int nt = s->num_samps < nj ? s->num_samps : nj; /* >= 1 */
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
     for (int i = 0; i < nj; i++) {
         struct samp_job *j = &s->jobs[i];

@@ -347,7 +347,7 @@ static int bench_attn(struct cu_impl *m, int N, int L, int ctx_before)
     int T = N * L, D = 128, H = 30, bs = 16;
     int ctx = ctx_before + L, nb = (ctx + bs - 1) / bs;
     size_t kvn = (size_t)N * nb * H * bs * D;
-    int32_t *h = malloc(((size_t)N * nb + 2 * T) * 4);
+    int32_t *h = malloc(((size_t)N * nb + 4 * T) * 4);
     for (int i = 0; i < N * nb; i++)
         h[i] = i;
     for (int i = 0; i < N; i++)
@@ -362,17 +362,23 @@ static int bench_attn(struct cu_impl *m, int N, int L, int ctx_before)
     float *work;
     if (cudaMalloc((void **)&q, (size_t)T * H * D * 4) || cudaMalloc((void **)&kc, kvn * 2) ||
         cudaMalloc((void **)&vc, kvn * 2) || cudaMalloc((void **)&out, (size_t)T * H * D * 2) ||
-        cudaMalloc((void **)&d, ((size_t)N * nb + 2 * T) * 4) ||
+        cudaMalloc((void **)&d, ((size_t)N * nb + 4 * T) * 4) ||
         cudaMalloc((void **)&work, 1024 * (D + 2) * 4))
         return -ENOMEM;
-    cudaMemcpy(d, h, ((size_t)N * nb + 2 * T) * 4, cudaMemcpyHostToDevice);
+    int32_t *qsn = malloc((N + 1) * 4);
+    for (int i = 0; i <= N; i++)
+        qsn[i] = i * L;
+    int ntiles = kern_attention_tiles(qsn, N, h + N * nb + 2 * T);
+    free(qsn);
+    cudaMemcpy(d, h, ((size_t)N * nb + 4 * T) * 4, cudaMemcpyHostToDevice);
     kern_fill_uniform_f32(q, (size_t)T * H * D, 9, -1, 1, m->stream);
     kern_fill_uniform_bf16(kc, kvn, 10, -1, 1, m->stream);
     kern_fill_uniform_bf16(vc, kvn, 11, -1, 1, m->stream);
     int ns = T * H >= 264 ? 1 : (1024 / (T * H) > 16 ? 16 : 1024 / (T * H));
     x.a = (struct kern_attn_args){.q = q, .q_stride = H * D, .kc = kc, .vc = vc,
                                   .block_table = d, .max_blocks = nb, .tok_seq = d + N * nb,
-                                  .positions = d + N * nb + T, .T = T, .Hq = H, .Hkv = H,
+                                  .positions = d + N * nb + T, .tiles = d + N * nb + 2 * T,
+                                  .ntiles = ntiles, .T = T, .Hq = H, .Hkv = H,
                                   .D = D, .bs = bs, .scale = 0.0884f, .nsplit = ns,
                                   .work = work, .out = out};
     double ms = ev_time(m->stream, L == 1 ? 50 : 3, attn_fn, &x);

@@ -111,7 +111,7 @@ static size_t proj_cols(const struct cfg_model *c)
 
 static size_t meta_ints(const struct eng_cuda_options *o)
 {
-    return (size_t)o->max_tokens * 5 + (size_t)(o->max_seqs + 1) * 3 +
+    return (size_t)o->max_tokens * 7 + (size_t)(o->max_seqs + 1) * 3 +
            (size_t)o->max_seqs * o->max_blocks_per_seq + 64;
 }
 

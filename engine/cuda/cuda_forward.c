@@ -29,7 +29,7 @@
 
 /* Fixed offsets into the packed metadata (ints), so graph pointers are stable. */
 struct meta_ptrs {
-    int32_t *tok, *pos, *tok_seq, *slot_map, *rows, *qs, *slot, *has_init, *bt;
+    int32_t *tok, *pos, *tok_seq, *slot_map, *rows, *tiles, *qs, *slot, *has_init, *bt;
 };
 
 static struct meta_ptrs meta_layout(const struct cu_impl *m, int32_t *base)
@@ -41,7 +41,8 @@ static struct meta_ptrs meta_layout(const struct cu_impl *m, int32_t *base)
     p.tok_seq = p.pos + T;
     p.slot_map = p.tok_seq + T;
     p.rows = p.slot_map + T;
-    p.qs = p.rows + T;
+    p.tiles = p.rows + T;  /* 2*T: attention query tiles */
+    p.qs = p.tiles + 2 * T;
     p.slot = p.qs + N + 1;
     p.has_init = p.slot + N + 1;
     p.bt = p.has_init + N + 1;
@@ -70,7 +71,7 @@ static int attn_splits(const struct cu_impl *m, int T)
 
 /* Enqueue the whole model for T tokens of N sequences, final norm of R rows
  * (rows listed in meta rows) into xb. Does not run lm_head. */
-static int run_layers(struct engine *e, int T, int N, int R)
+static int run_layers(struct engine *e, int T, int N, int R, int ntiles)
 {
     struct cu_impl *m = e->impl;
     const struct cfg_model *c = e->cfg;
@@ -129,7 +130,8 @@ static int run_layers(struct engine *e, int T, int N, int R)
             struct kern_attn_args a = {
                 .q = m->proj, .q_stride = P, .kc = m->kc[ai], .vc = m->vc[ai],
                 .block_table = d.bt, .max_blocks = m->opt.max_blocks_per_seq,
-                .tok_seq = d.tok_seq, .positions = d.pos, .T = T, .Hq = m->Hq, .Hkv = m->Hkv,
+                .tok_seq = d.tok_seq, .positions = d.pos, .tiles = d.tiles, .ntiles = ntiles,
+                .T = T, .Hq = m->Hq, .Hkv = m->Hkv,
                 .D = m->D, .bs = m->bs, .scale = 1.0f / sqrtf((float)m->D),
                 .nsplit = attn_splits(m, T), .work = m->attn_work, .out = m->ob};
             K_CHECK(kern_attention(&a, s));
@@ -232,6 +234,10 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
         h.rows[i] = i;
     }
     h.qs[Np] = Tp;
+    /* query tiles: the real sequences' first, then the padding rows' */
+    int ntiles = kern_attention_tiles(h.qs, Np, h.tiles), ntiles_real = 0;
+    while (ntiles_real < ntiles && h.tiles[2 * ntiles_real] < T)
+        ntiles_real++;
     size_t nints = (size_t)(h.bt - m->meta_h) + (size_t)Np * MB;
     cudaStream_t s = m->stream;
     CU_CHECK(cudaMemcpyAsync(m->meta_d, m->meta_h, nints * 4, cudaMemcpyHostToDevice, s));
@@ -248,7 +254,7 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
         cudaGraph_t graph = NULL;
         cudaError_t ce = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
         if (ce == cudaSuccess) {
-            rc = run_layers(e, Tp, Np, Rp);
+            rc = run_layers(e, Tp, Np, Rp, ntiles);
             if (!rc)
                 rc = run_lm_head(m, 0, Rp);
             ce = cudaStreamEndCapture(s, &graph);
@@ -275,7 +281,7 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
     } else {
         /* eager: the metadata holds the padded rows only past N, which an
          * eager run of T tokens / N sequences never reads */
-        if ((rc = run_layers(e, T, N, R)))
+        if ((rc = run_layers(e, T, N, R, ntiles_real)))
             return rc;
         for (int r0 = 0; r0 < R; r0 += m->opt.max_logits) {
             int n = R - r0 < m->opt.max_logits ? R - r0 : m->opt.max_logits;

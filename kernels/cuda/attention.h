@@ -10,6 +10,10 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Queries are processed in tiles of up to KERN_ATTN_QT consecutive tokens of
+ * one sequence (they share every K/V row load). */
+#define KERN_ATTN_QT 8
+
 struct kern_attn_args {
     const float *q;           /* row t at q + t*q_stride: Hq*D fp32 (normed, rotated) */
     int q_stride;
@@ -18,6 +22,8 @@ struct kern_attn_args {
     int max_blocks;
     const int32_t *tok_seq;   /* [T] sequence of token t */
     const int32_t *positions; /* [T] */
+    const int32_t *tiles;     /* [ntiles * 2]: (first token, count <= KERN_ATTN_QT) */
+    int ntiles;
     int T, Hq, Hkv, D, bs;    /* D % 8 == 0, D <= 256 */
     float scale;              /* 1/sqrt(D) */
     int nsplit;               /* key splits (1 = none); > 1 needs the workspace */
@@ -26,6 +32,10 @@ struct kern_attn_args {
 };
 /* Returns 0 or a cudaError_t (cudaErrorInvalidValue for unsupported D). */
 int kern_attention(const struct kern_attn_args *a, cudaStream_t s);
+/* Host helper: cut each sequence's tokens [qs[i], qs[i+1]) into query tiles
+ * of at most KERN_ATTN_QT; writes tiles[2*k] = first token, tiles[2*k+1] =
+ * count, returns the number of tiles (<= T). */
+int kern_attention_tiles(const int32_t *qs, int N, int32_t *tiles);
 /* Workspace floats kern_attention needs for T tokens and nsplit splits. */
 size_t kern_attention_work_floats(int T, int Hq, int D, int nsplit);
 #ifdef __cplusplus

@@ -85,6 +85,13 @@ static void attn_case(int Hq, int Hkv, int D, int bs, const int *cache, const in
     uint16_t *dk = gu_dev(pool * 2), *dv = gu_dev(pool * 2), *dout = gu_dev((size_t)Tn * QD * 2);
     int32_t *dsm = gu_dev(ctx_tot * 4), *dts = gu_dev(Tn * 4), *dpos = gu_dev(Tn * 4),
             *dbt = gu_dev((size_t)N * maxb * 4);
+    int32_t *qsn = malloc((N + 1) * 4), *tiles = malloc(2 * Tn * 4);
+    qsn[0] = 0;
+    for (int i = 0; i < N; i++)
+        qsn[i + 1] = qsn[i] + nnew[i];
+    int ntiles = kern_attention_tiles(qsn, N, tiles);
+    int32_t *dtiles = gu_dev(2 * Tn * 4);
+    gu_up(dtiles, tiles, 2 * ntiles * 4);
     float *dwork = nsplit > 1 ? gu_dev(kern_attention_work_floats(Tn, Hq, D, nsplit) * 4) : NULL;
     gu_up(drows, rows, (size_t)ctx_tot * P * 4);
     gu_up(dq, q, (size_t)Tn * QD * 4);
@@ -95,7 +102,8 @@ static void attn_case(int Hq, int Hkv, int D, int bs, const int *cache, const in
     ck_assert_int_eq(kern_kv_write(drows, P, QD, QD + KVD, ctx_tot, Hkv, D, bs, dsm, dk, dv, 0),
                      0);
     struct kern_attn_args a = {.q = dq, .q_stride = QD, .kc = dk, .vc = dv, .block_table = dbt,
-                               .max_blocks = maxb, .tok_seq = dts, .positions = dpos, .T = Tn,
+                               .max_blocks = maxb, .tok_seq = dts, .positions = dpos,
+                               .tiles = dtiles, .ntiles = ntiles, .T = Tn,
                                .Hq = Hq, .Hkv = Hkv, .D = D, .bs = bs,
                                .scale = 1.0f / sqrtf((float)D), .nsplit = nsplit,
                                .work = dwork, .out = dout};
@@ -108,6 +116,7 @@ static void attn_case(int Hq, int Hkv, int D, int bs, const int *cache, const in
     snprintf(nm, sizeof nm, "attention Hq%d Hkv%d D%d bs%d N=%d T=%d split=%d", Hq, Hkv, D, bs,
              N, Tn, nsplit);
     GU_EXPECT(nm, gu_rel_err_bf16(got, ref, (size_t)Tn * QD, &nan), nan, 5e-3);
+    free(qsn), free(tiles);
     free(perm), free(bt), free(rows), free(smap), free(tseq), free(pos), free(q), free(ref),
         free(kp), free(vp), free(got);
     gu_free_all();
@@ -117,6 +126,8 @@ START_TEST(test_attention_mixed)
 {
     int c1[4] = {1000, 37, 0, 50}, n1[4] = {1, 1, 70, 33};
     attn_case(30, 30, 128, 16, c1, n1, 4, 1, 1100);       /* 7B heads, mixed batch */
+    int c3[2] = {300, 0}, n3[2] = {45, 77};
+    attn_case(30, 30, 128, 16, c3, n3, 2, 1, 1102);        /* several query tiles */
     int c2[3] = {0, 9, 3}, n2[3] = {19, 1, 8};
     attn_case(8, 2, 64, 4, c2, n2, 3, 1, 1101);           /* grouped KV heads */
 }

@@ -30,13 +30,19 @@ extern dim3 emu_bid, emu_bdim, emu_gdim;
 void emu_syncthreads(void);
 void emu_syncwarp(void);
 uint64_t emu_shfl_u64(uint64_t v, int src_lane, int xor_mode);
-static inline void __syncthreads(void) { emu_syncthreads(); }
-static inline void __syncwarp(unsigned m = 0xffffffffu) { (void)m; emu_syncwarp(); }
+/* The compiler barriers matter: __shared__ arrays are function-local statics
+ * that other fibers write while this one is switched out, and an optimizing
+ * compiler would otherwise keep their values in registers across the switch. */
+#define EMU_FENCE() asm volatile("" ::: "memory")
+static inline void __syncthreads(void) { EMU_FENCE(); emu_syncthreads(); EMU_FENCE(); }
+static inline void __syncwarp(unsigned m = 0xffffffffu) { (void)m; EMU_FENCE(); emu_syncwarp(); EMU_FENCE(); }
 template <class T> static inline T __shfl_xor_sync(unsigned, T v, int o)
 {
     uint64_t u = 0;
     memcpy(&u, &v, sizeof v);
+    EMU_FENCE();
     u = emu_shfl_u64(u, o, 1);
+    EMU_FENCE();
     T r;
     memcpy(&r, &u, sizeof r);
     return r;
@@ -45,7 +51,9 @@ template <class T> static inline T __shfl_sync(unsigned, T v, int src)
 {
     uint64_t u = 0;
     memcpy(&u, &v, sizeof v);
+    EMU_FENCE();
     u = emu_shfl_u64(u, src, 0);
+    EMU_FENCE();
     T r;
     memcpy(&r, &u, sizeof r);
     return r;

@@ -5,12 +5,15 @@
 # logic (indexing, varlen/slot semantics, barriers, the eager path) against
 # the CPU reference; it says nothing about speed, and graph capture is
 # reported unsupported, so the graph path itself needs the real device.
+# EMU_SAN="-fsanitize=address" builds it with AddressSanitizer: "device"
+# memory is malloc'd, so out-of-bounds kernel accesses are reported
+# (memcheck's job on the GPU). EMU_BUILD_ONLY=1 skips the run.
 set -e
 B=${1:-build/cuda-emu}
 E=tools/cuda-emu
 mkdir -p $B/obj
-CFLAGS="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -I. -I$E/include -DDS_HAVE_CUDA -fopenmp -O2 -g $(pkg-config --cflags check libcjson)"
-CXXFLAGS="-std=c++17 -O2 -g -I. -I$E/include -I$E -D__CUDACC__ -DDS_HAVE_CUDA -fopenmp -Wall -Wno-unused-function"
+CFLAGS="$EMU_SAN -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -I. -I$E/include -DDS_HAVE_CUDA -fopenmp -O2 -g $(pkg-config --cflags check libcjson)"
+CXXFLAGS="$EMU_SAN -std=c++17 -O2 -g -I. -I$E/include -I$E -D__CUDACC__ -DDS_HAVE_CUDA -fopenmp -Wall -Wno-unused-function"
 objs=""
 for f in kernels/cuda/*.cu; do
     n=$(basename $f .cu)
@@ -27,6 +30,6 @@ for f in engine/cuda/*.c tests/gpu/*.c engine/engine.c engine/cpu_backend.c engi
     objs="$objs $o"
 done
 wait
-g++ -o $B/check_gpu_emu $objs $(pkg-config --libs check libcjson) -fopenmp -lm -lpthread
+g++ $EMU_SAN -o $B/check_gpu_emu $objs $(pkg-config --libs check libcjson) -fopenmp -lm -lpthread
 echo "built $B/check_gpu_emu"
 [ -n "$EMU_BUILD_ONLY" ] || CK_FORK=no $B/check_gpu_emu

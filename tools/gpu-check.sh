@@ -32,7 +32,7 @@ echo "build $(( $(date +%s) - start )) s"
 for s in $steps; do
     case $s in
     test)
-        CK_FORK=no timeout 70 $B/check_gpu > "$OUT/test-gpu.log" 2>&1; echo "check_gpu rc=$?"
+        CK_FORK=no timeout 300 $B/check_gpu > "$OUT/test-gpu.log" 2>&1; echo "check_gpu rc=$?"
         grep -E "^[0-9]+%|Failure|Error|error" "$OUT/test-gpu.log" | head -40
         grep -E "rows |NaN" "$OUT/test-gpu.log" | head -20 ;;
     memcheck)
@@ -40,10 +40,10 @@ for s in $steps; do
             $B/check_gpu > "$OUT/memcheck.log" 2>&1; echo "memcheck(kernels) rc=$?"
         grep -E "ERROR SUMMARY|Invalid|^[0-9]+%" "$OUT/memcheck.log" | head -10 ;;
     bench)
-        timeout 60 $BENCH --iters 5 --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"
+        timeout 240 $BENCH --iters 20 --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"
         cat "$OUT/bench.log" | cut -c1-150 | tail -45 ;;
     fla)
-        PYTHONUNBUFFERED=1 timeout 40 python3 tools/bench_fla.py --fla .scratch/fla --json "$OUT/fla.json" \
+        PYTHONUNBUFFERED=1 timeout 180 python3 tools/bench_fla.py --fla .scratch/fla --json "$OUT/fla.json" \
             > "$OUT/fla.log" 2>&1; echo "fla rc=$?"; tail -12 "$OUT/fla.log" ;;
     esac
 done

@@ -194,7 +194,7 @@ check "json log lines" node -e 'for(const l of require("fs").readFileSync(proces
 
 # --- a second signal exits at once (no drain wait)
 # (this server takes its settings from a config file and the environment)
-printf '{"max-model-len": 2048, "shutdown_timeout": 60, "api-key": "from-file"}' >"$E2E_TMP/z.json"
+printf '{"max-model-len": 2048, "shutdown_timeout": 60, "api-key": "from-file", "timeout": 1}' >"$E2E_TMP/z.json"
 E2E_AUTH=from-env DELTASERVE_API_KEY=from-env DELTASERVE_MAX_NUM_SEQS=4 start_server Z --config "$E2E_TMP/z.json" --auth-health-metrics
 ZU="http://127.0.0.1:$Z_PORT"
 check "--auth-health-metrics: /health needs the key" eq "$(curl -s -o /dev/null -w '%{http_code}' "$ZU/health")" 401
@@ -203,6 +203,11 @@ check "--auth-health-metrics: with the key" eq "$(curl -s -o /dev/null -w '%{htt
 check "config file: max-model-len" eq "$(curl -s -H 'Authorization: Bearer from-env' "$ZU/v1/models" | jget '.data[0].max_model_len')" 2048
 check "environment beats config file (api key)" eq "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer from-file' "$ZU/v1/models")" 401
 check "environment: max-num-seqs" grep -q 'max_num_seqs 4' "$Z_LOG"
+# a client that sends half its headers and stalls is closed after --timeout (1 s here)
+exec 3<>"/dev/tcp/127.0.0.1/$Z_PORT"
+printf 'POST /v1/completions HTTP/1.1\r\nHost: x\r\n' >&3
+t0=$(date +%s%N); timeout 10 cat <&3 >/dev/null; t1=$(date +%s%N); exec 3<&-
+check "slow client closed by --timeout" bash -c "[ $(( (t1 - t0) / 1000000 )) -ge 500 ] && [ $(( (t1 - t0) / 1000000 )) -lt 5000 ]"
 curl -s -H 'Authorization: Bearer from-env' "$ZU/v1/completions" -d '{"prompt":"x","max_tokens":2000,"ignore_eos":true}' -o /dev/null &
 ZC=$!
 sleep 0.3

@@ -86,6 +86,7 @@ struct sched *sched_create(const struct sched_config *c, char *err, size_t errle
     for (int i = 0; i < nsamp; i++)
         if (!(s->samps[i] = samp_ctx_create(s->vocab))) FAIL("sampler: out of memory");
     s->samp = s->samps[0];
+    s->par_min_logits = (size_t)1 << 20;
     s->jobs = calloc((size_t)s->cfg.max_num_seqs, sizeof(*s->jobs));
     if (!s->jobs) FAIL("sampler: out of memory");
     int T = s->cfg.max_num_batched_tokens, R = s->cfg.max_num_seqs;

@@ -129,6 +129,7 @@ struct sched {
     struct samp_ctx **samps;       /* [num_samps] one per sampling worker */
     int num_samps;
     struct samp_job *jobs;         /* [max_num_seqs] this step's sampling jobs */
+    size_t par_min_logits;         /* parallel sampling from this many logits (tests lower it) */
     int num_jobs;
     pthread_t thread;
     bool started;

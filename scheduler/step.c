@@ -290,7 +290,10 @@ static void run_jobs(struct sched *s)
 {
     const int nj = s->num_jobs;
     if (nj == 0) return;
-    const int nt = s->num_samps < nj ? s->num_samps : nj; /* >= 1 */
+    int nt = s->num_samps < nj ? s->num_samps : nj; /* >= 1 */
+    /* a parallel region costs tens of microseconds (far more on a loaded
+     * machine): only worth it for big rows (about 1M logits in the step) */
+    if ((size_t)nj * (size_t)s->vocab < s->par_min_logits) nt = 1;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
     for (int i = 0; i < nj; i++) {
         struct samp_job *j = &s->jobs[i];

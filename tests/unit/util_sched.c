@@ -27,6 +27,8 @@ int ts_out_collect(struct ts_out *o, struct sched_request *r)
             memcpy(o->tokens[c] + o->ntok[c], cd->tokens, sizeof(int32_t) * (size_t)cd->num_tokens);
             if (cd->logprobs) {
                 o->lps[c] = realloc(o->lps[c], sizeof(float) * (size_t)(o->ntok[c] + cd->num_tokens));
+                o->lpx[c] = realloc(o->lpx[c], sizeof(struct sched_tok_lp) * (size_t)(o->ntok[c] + cd->num_tokens));
+                memcpy(o->lpx[c] + o->ntok[c], cd->logprobs, sizeof(struct sched_tok_lp) * (size_t)cd->num_tokens);
                 for (int i = 0; i < cd->num_tokens; i++) {
                     ck_assert_int_eq(cd->logprobs[i].token, cd->tokens[i]);
                     o->lps[c][o->ntok[c] + i] = cd->logprobs[i].logprob;
@@ -69,6 +71,7 @@ void ts_out_fini(struct ts_out *o)
     for (int c = 0; c < TS_MAX_N; c++) {
         free(o->tokens[c]);
         free(o->lps[c]);
+        free(o->lpx[c]);
         free(o->text[c]);
     }
     free(o->plp);

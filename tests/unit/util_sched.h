@@ -21,6 +21,7 @@ struct ts_out {
     int32_t *tokens[TS_MAX_N];
     int ntok[TS_MAX_N];
     float *lps[TS_MAX_N];          /* chosen-token logprobs when asked */
+    struct sched_tok_lp *lpx[TS_MAX_N]; /* full entries (with alternatives) */
     char *text[TS_MAX_N];
     size_t text_len[TS_MAX_N];
     enum sched_finish finish[TS_MAX_N];

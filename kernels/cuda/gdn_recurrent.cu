@@ -1,10 +1,12 @@
 /* kernels/cuda/gdn_recurrent.cu: recurrent gated delta rule.
  *
- * One warp per (value slice of 16, value head, sequence). Lanes v and v+16
- * keep the two halves of the state column S[:, v] (Dk values, padded to
- * MAXK) in fp32 registers for the whole sequence, so the per-token GEMVs are
- * per-lane dot products plus one shuffle; the only other cross-lane work is
- * the q/k L2 norm. The next token's q, k, v, g, beta
+ * One warp per (value slice of 8, value head, sequence). Lanes v, v+8, v+16
+ * and v+24 keep the four quarters of the state column S[:, v] (Dk values,
+ * padded to MAXK) in fp32 registers for the whole sequence, so the per-token
+ * GEMVs are per-lane dot products of MAXK/4 terms plus two shuffles (short
+ * dependency chains: a long single-sequence prefill is latency-bound); the
+ * only other cross-lane work is the q/k L2 norm. 720 warps per sequence at
+ * the 7B shapes. The next token's q, k, v, g, beta
  * are loaded before the current token's arithmetic so the global loads
  * overlap it. State loads/stores are coalesced along v. Engine thread
  * launches it. */
@@ -29,12 +31,12 @@ gdn_recurrent_kernel(const float *__restrict__ y, const float *__restrict__ g,
                      ST *state, size_t slot_stride, float *__restrict__ o)
 {
     constexpr int KPL = MAXK / 32; /* k values per lane when loading q, k */
-    constexpr int KH = MAXK / 2;   /* state rows per lane */
+    constexpr int KH = MAXK / 4;   /* state rows per lane */
     __shared__ float sq[MAXK], sk[MAXK];
     int lane = threadIdx.x;
-    int half = lane >> 4, kb = half * KH;
+    int quarter = lane >> 3, kb = quarter * KH;
     int h = blockIdx.y, n = blockIdx.z;
-    int v = blockIdx.x * 16 + (lane & 15);
+    int v = blockIdx.x * 8 + (lane & 7);
     bool vok = v < Dv;
     int bos = qs[n], L = qs[n + 1] - bos;
     if (L <= 0)
@@ -104,6 +106,7 @@ gdn_recurrent_kernel(const float *__restrict__ y, const float *__restrict__ g,
             p3 = fmaf(S[k + 3], skh[k + 3], p3);
         }
         float kv = (p0 + p1) + (p2 + p3);
+        kv += __shfl_xor_sync(0xffffffffu, kv, 8);
         kv += __shfl_xor_sync(0xffffffffu, kv, 16);
         float delta = cb * (cv - kv);
         p0 = p1 = p2 = p3 = 0.f;
@@ -119,8 +122,9 @@ gdn_recurrent_kernel(const float *__restrict__ y, const float *__restrict__ g,
             p3 = fmaf(S[k + 3], sqh[k + 3], p3);
         }
         float ov = (p0 + p1) + (p2 + p3);
+        ov += __shfl_xor_sync(0xffffffffu, ov, 8);
         ov += __shfl_xor_sync(0xffffffffu, ov, 16);
-        if (vok && half == 0)
+        if (vok && quarter == 0)
             o[(size_t)(bos + t) * (Hv * Dv) + h * Dv + v] = ov;
     }
     if (S_g && vok) {
@@ -137,7 +141,7 @@ static int launch(const float *y, const float *g, const float *beta, int N, cons
                   float scale, void *state, int state_bf16, size_t slot_stride, float *o,
                   cudaStream_t s)
 {
-    dim3 grid((Dv + 15) / 16, Hv, N);
+    dim3 grid((Dv + 7) / 8, Hv, N);
     if (state_bf16)
         gdn_recurrent_kernel<MAXK, uint16_t><<<grid, 32, 0, s>>>(
             y, g, beta, qs, slot, has_init, Hk, Hv, Dk, Dv, scale, (uint16_t *)state,

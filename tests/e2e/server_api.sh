@@ -178,7 +178,7 @@ check "some requests served" grep -q 200 $E2E_TMP/q?
 check "429 has Retry-After" bash -c "grep -il 'retry-after' $E2E_TMP/h? >/dev/null"
 
 # --- graceful shutdown: in-flight request finishes, health 503, exit 0
-curl -s "$QU/v1/completions" -d '{"prompt":"x","max_tokens":400,"ignore_eos":true}' -o "$E2E_TMP/drain" -w '%{http_code}' >"$E2E_TMP/drain_code" &
+curl -s "$QU/v1/completions" -d '{"prompt":"x","max_tokens":2000,"ignore_eos":true}' -o "$E2E_TMP/drain" -w '%{http_code}' >"$E2E_TMP/drain_code" &
 CP=$!
 sleep 0.3
 kill -TERM "$Q_PID"
@@ -187,7 +187,7 @@ check "health 503 while draining" eq "$(curl -s -o /dev/null -w '%{http_code}' "
 check "new request 503 while draining" eq "$(curl -s -o /dev/null -w '%{http_code}' "$QU/v1/completions" -d '{"prompt":"x"}')" 503
 wait $CP
 check "in-flight request completed" eq "$(cat "$E2E_TMP/drain_code")" 200
-check "it has all its tokens" eq "$(jget '.usage.completion_tokens' <"$E2E_TMP/drain")" 400
+check "it has all its tokens" eq "$(jget '.usage.completion_tokens' <"$E2E_TMP/drain")" 2000
 wait "$Q_PID"; rc=$?
 check "exit 0 after drain" eq "$rc" 0
 check "json log lines" node -e 'for(const l of require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n")){const o=JSON.parse(l);if(!o.msg||!o.level)process.exit(1)}' "$Q_LOG"

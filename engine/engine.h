@@ -108,7 +108,8 @@ void eng_destroy(struct engine *e);
 
 /* Validates the batch against the contract (bounds of every index) and runs it.
  * Returns 0, or a negative errno-style code: -EINVAL for a malformed batch,
- * -EIO for a device failure. logits must hold num_logits * vocab floats.
+ * -EIO for a failed step, -ENODEV when the device is unusable (the scheduler
+ * then fails every request and the server exits non-zero). logits must hold num_logits * vocab floats.
  * Checked before the backend runs (engine.c; nothing is written on -EINVAL):
  * N, T > 0; query_start from 0, strictly increasing, ending at T; decode rows
  * of one token; positions[t] == cache_len + offset; token ids < vocab; slots

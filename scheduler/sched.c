@@ -30,6 +30,7 @@ void sched_config_init(struct sched_config *c)
     c->max_model_len = 0; /* 0: the model's max_position_embeddings */
     c->max_queued = 1024;
     c->log_requests = true;
+    c->max_failed_steps = 8;
 }
 
 static uint64_t mix64(uint64_t z)
@@ -207,6 +208,10 @@ int sched_submit(struct sched *s, struct sched_request *r, char *err, size_t err
     if (im->submitted) {
         pthread_mutex_unlock(&s->mu);
         BAD(-EALREADY, "request was already submitted");
+    }
+    if (atomic_load(&s->fatal)) {
+        pthread_mutex_unlock(&s->mu);
+        BAD(-ESHUTDOWN, "the inference device failed; the server is restarting");
     }
     if (s->stopping || s->draining) {
         pthread_mutex_unlock(&s->mu);
@@ -408,6 +413,33 @@ static void abort_all(struct sched *s, enum sched_finish f, const char *msg)
     }
 }
 
+/* The device is unusable: fail every request (active, and any that reached the
+ * inbox before fatal was set) with the engine's error. Engine thread. */
+static void fail_all_fatal(struct sched *s)
+{
+    int rc = atomic_load(&s->fatal);
+    pthread_mutex_lock(&s->mu);
+    int nin = s->inbox_n;
+    struct sched_request **in = NULL;
+    if (nin > 0 && (in = malloc(sizeof(*in) * (size_t)nin)) != NULL)
+        memcpy(in, s->inbox, sizeof(*in) * (size_t)nin);
+    s->inbox_n = in ? 0 : s->inbox_n;
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; in && i < nin; i++) admit(s, in[i]);
+    free(in);
+    while (s->num_active > 0) {
+        struct sched_request *r = s->active[s->num_active - 1];
+        sched_finish_request(s, r, SCHED_FINISH_ERROR, rc,
+                             "the inference device failed; the server is restarting");
+        end_of_step(s);
+    }
+}
+
+int sched_fatal_error(const struct sched *s)
+{
+    return atomic_load(&((struct sched *)s)->fatal);
+}
+
 static int iterate(struct sched *s, struct sched_request **in, int nin)
 {
     for (int i = 0; i < nin; i++) admit(s, in[i]);
@@ -454,6 +486,11 @@ static void *engine_main(void *arg)
             break;
         }
         int rows = iterate(s, local, nin);
+        if (atomic_load(&s->fatal)) {
+            fail_all_fatal(s);
+            if (s->cfg.on_fatal) s->cfg.on_fatal(s->cfg.fatal_user, atomic_load(&s->fatal));
+            break;
+        }
         if (rows == 0 && s->num_active > 0) {
             /* work exists but nothing fit (cannot happen with a consistent
              * plan; kept as a guard against a busy loop) */

@@ -89,6 +89,16 @@ struct sched_config {
     uint64_t default_seed;           /* --seed: seeds requests that give none (each gets
                                         its own stream); 0 = from the clock */
     bool log_requests;               /* one INFO line per finished request (default true) */
+    /* An unusable device (ARCHITECTURE.md "Errors and lifetimes"): a step that
+     * returns -ENODEV, or max_failed_steps failed steps in a row (default 8;
+     * 0 = never), marks the scheduler fatal: every request is failed with a
+     * clear error, new submits get -ESHUTDOWN, the engine thread exits, and
+     * on_fatal(fatal_user, rc) is called once on the engine thread (the server
+     * uses it to end the process with a non-zero status so the orchestrator
+     * restarts it). A single failed step only fails its own requests. */
+    int max_failed_steps;
+    void (*on_fatal)(void *user, int rc);
+    void *fatal_user;
 };
 
 /* Defaults for the fields above; eng/tok are left NULL. */
@@ -274,6 +284,8 @@ void sched_cancel(struct sched *s, struct sched_request *r);
  * running requests continue. Any thread. */
 void sched_drain_begin(struct sched *s);
 bool sched_is_draining(const struct sched *s);
+/* Nonzero (the engine error code) once the device was found unusable; any thread. */
+int sched_fatal_error(const struct sched *s);
 /* Waits until nothing is queued or running, at most timeout_ms (< 0: forever).
  * Returns 0 when idle, -ETIMEDOUT otherwise. Any thread. */
 int sched_wait_idle(struct sched *s, int timeout_ms);

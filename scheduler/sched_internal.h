@@ -142,6 +142,8 @@ struct sched {
     bool stopping;
     bool draining;
     bool engine_idle;              /* nothing queued or running on the engine side */
+    atomic_int fatal;              /* engine error code once the device is unusable; 0 before */
+    int failed_steps;              /* [engine] consecutive failed steps */
     uint64_t next_order;
     atomic_int waiting_count;      /* published by the engine thread */
     atomic_bool cancel_hint;       /* a cancel happened since the last step */

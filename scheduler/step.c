@@ -414,8 +414,20 @@ int sched_run_step(struct sched *s)
         snprintf(msg, sizeof msg, "engine forward failed (%d)", rc);
         LOG_ERROR("%s: failing %d requests of the step", msg, N);
         for (int i = 0; i < N; i++) sched_finish_request(s, s->rows[i]->r, SCHED_FINISH_ERROR, rc, msg);
+        /* -ENODEV: the backend says the device is gone (a sticky CUDA error);
+         * otherwise a run of failed steps means the same. Either way serving
+         * cannot go on: mark fatal (under mu, so no submit slips past) and let
+         * the engine loop fail everything and report it. */
+        s->failed_steps++;
+        if (rc == -ENODEV || (s->cfg.max_failed_steps > 0 && s->failed_steps >= s->cfg.max_failed_steps)) {
+            pthread_mutex_lock(&s->mu);
+            atomic_store(&s->fatal, rc);
+            pthread_mutex_unlock(&s->mu);
+            LOG_ERROR("engine: device unusable after %d failed step(s) (last error %d)", s->failed_steps, rc);
+        }
         return rc;
     }
+    s->failed_steps = 0;
     for (int i = 0; i < N; i++) {
         struct sched_seq *q = s->rows[i];
         q->num_computed += s->row_ntok[i];

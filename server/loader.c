@@ -1,6 +1,7 @@
 /* server/loader.c: model directory -> running scheduler (see loader.h).
  * Main thread, startup and shutdown only. */
 #include "server/loader.h"
+#include "server/serve.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -123,6 +124,7 @@ int srv_model_load(struct srv_model *m, const struct srv_args *a, struct srv_app
     sc.max_queued = a->max_queued_requests;
     sc.default_seed = (uint64_t)a->seed;
     sc.log_requests = false; /* the server logs one line per request itself (gen.c) */
+    sc.on_fatal = srv_on_engine_fatal; /* unusable device: exit non-zero (serve.c) */
     m->sched = sched_create(&sc, e2, sizeof e2);
     if (!m->sched) {
         snprintf(err, errlen, "scheduler: %s", e2);

@@ -32,7 +32,17 @@ extern char **environ;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
 static int g_signals;                 /* signals received (guarded by g_mu) */
+static int g_fatal;                   /* engine error once the device is unusable (guarded by g_mu) */
 static struct srv_app *g_app;
+
+void srv_on_engine_fatal(void *user, int rc)
+{
+    (void)user;
+    pthread_mutex_lock(&g_mu);
+    g_fatal = rc ? rc : -1;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+}
 
 static void *signal_main(void *arg)
 {
@@ -127,8 +137,24 @@ int srv_serve_main(int argc, char **argv)
              a.served_model_name, a.host, http_port(http));
 
     pthread_mutex_lock(&g_mu);
-    while (g_signals == 0) pthread_cond_wait(&g_cv, &g_mu);
+    while (g_signals == 0 && g_fatal == 0) pthread_cond_wait(&g_cv, &g_mu);
+    int fatal = g_fatal;
     pthread_mutex_unlock(&g_mu);
+
+    if (fatal) {
+        /* Every request has already been failed with a clear error by the
+         * scheduler; answer them, then exit non-zero for a restart. */
+        atomic_store(&app.state, SRV_DRAINING);
+        LOG_ERROR("inference device unusable (error %d): exiting with status 1 for a restart", fatal);
+        sched_stop(m.sched);
+        for (int i = 0; i < 200 && atomic_load(&app.open_gen) > 0; i++) sleep_ms(10);
+        atomic_store(&app.state, SRV_STOPPED);
+        http_destroy(http);
+        metrics_attach_sched(NULL);
+        srv_model_unload(&m);
+        metrics_fini();
+        return 1;
+    }
 
     /* Drain: no new work; running requests get --shutdown-timeout. */
     atomic_store(&app.state, SRV_DRAINING);

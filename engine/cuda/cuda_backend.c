@@ -404,11 +404,30 @@ int eng_cuda_sync(struct engine *e)
     return 0;
 }
 
+/* A failed step is either transient (a bad launch configuration, cleared by
+ * cudaGetLastError) or sticky (an illegal address or a lost device: the
+ * context is unusable and every later call fails). cudaDeviceSynchronize
+ * still failing tells them apart; sticky is -ENODEV, which makes the
+ * scheduler fail everything and the server exit non-zero for a restart. */
+static int cuda_forward_checked(struct engine *e, const struct eng_batch *b, float *logits)
+{
+    int rc = cu_forward(e, b, logits);
+    if (rc == -EIO) {
+        (void)cudaGetLastError();
+        cudaError_t st = cudaDeviceSynchronize();
+        if (st != cudaSuccess) {
+            LOG_ERROR("cuda: device unusable after a failed step: %s", cudaGetErrorString(st));
+            return -ENODEV;
+        }
+    }
+    return rc;
+}
+
 const struct eng_backend_ops eng_backend_cuda = {
     .name = "cuda",
     .init = cuda_init,
     .destroy = cuda_destroy,
-    .forward = cu_forward,
+    .forward = cuda_forward_checked,
     .copy_slot = cuda_copy_slot,
     .copy_block = cuda_copy_block,
 };

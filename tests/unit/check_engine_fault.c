@@ -12,9 +12,12 @@
  *     device), every waiting client is woken with an error within a bounded
  *     time (never a silent hang), the scheduler goes idle, and serving resumes
  *     once steps succeed again.
- * What this does not cover (see the report of issue 8): ending the process
- * when the device is permanently unusable; the scheduler keeps failing
- * requests instead.
+ *   - an unusable device (-ENODEV from a step, or max_failed_steps failed
+ *     steps in a row) makes the scheduler fatal: every request, running or
+ *     queued, is failed with the engine's code, new submits get -ESHUTDOWN,
+ *     the engine thread exits and on_fatal is called exactly once (the
+ *     server then exits non-zero: tests/e2e covers the CPU server only, where
+ *     no device can die).
  */
 #include <check.h>
 #include <errno.h>
@@ -47,6 +50,15 @@ static const char *CONFIG_JSON =
     " \"linear_value_head_dim\": 24, \"linear_conv_kernel_dim\": 4, \"linear_allow_neg_eigval\": true}";
 
 static char g_dir[256];
+static int g_max_failed = 8;        /* sched_config.max_failed_steps for rig_init */
+static int g_fatal_calls, g_fatal_rc;
+
+static void on_fatal(void *user, int rc)
+{
+    (void)user;
+    __atomic_add_fetch(&g_fatal_calls, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g_fatal_rc, rc, __ATOMIC_SEQ_CST);
+}
 
 /* The fault injector: forward calls are counted; calls in [fail_from,
  * fail_to] return fail_rc without running. Engine thread only (the test reads
@@ -86,6 +98,9 @@ static void setup(void)
     g_faulty = eng_backend_cpu;
     g_faulty.forward = faulty_forward;
     g_calls = 0;
+    g_max_failed = 8;
+    g_fatal_calls = 0;
+    g_fatal_rc = 0;
     set_faults(0, -1, 0);
 }
 
@@ -119,6 +134,8 @@ static void rig_init(struct rig *g, int max_seqs)
     c.max_model_len = 256;
     c.default_seed = 5;
     c.log_requests = false;
+    c.max_failed_steps = g_max_failed;
+    c.on_fatal = on_fatal;
     g->s = sched_create(&c, err, sizeof err);
     ck_assert_msg(g->s != NULL, "%s", err);
 }
@@ -328,6 +345,59 @@ START_TEST(dead_device_never_hangs_clients)
 }
 END_TEST
 
+/* Engine thread running, device dead for good: fatal path. rc is what every
+ * step returns; max_failed is the scheduler's threshold. */
+static void fatal_case(int rc, int max_failed)
+{
+    enum { NR = 9 };
+    g_max_failed = max_failed;
+    struct rig g;
+    rig_init(&g, 2);
+    set_faults(1, 1000000, rc);
+    struct sched_request *rs[NR];
+    for (int i = 0; i < NR; i++) rs[i] = submit(&g, i);
+    ck_assert_int_eq(sched_start(g.s), 0);
+    int64_t t0 = now_ms();
+    for (int i = 0; i < NR; i++) {
+        struct ts_out o;
+        memset(&o, 0, sizeof o);
+        while (!o.done) {
+            ck_assert_msg(now_ms() - t0 < 20000, "request %d not answered after the device died", i);
+            sched_request_wait(rs[i], 200);
+            ts_out_collect(&o, rs[i]);
+        }
+        ck_assert_int_eq(o.error, rc);
+        ck_assert_int_eq(o.finish[0], SCHED_FINISH_ERROR);
+        ts_out_fini(&o);
+    }
+    ck_assert_int_eq(sched_wait_idle(g.s, 10000), 0);
+    ck_assert_int_eq(sched_fatal_error(g.s), rc);
+    ck_assert_int_eq(__atomic_load_n(&g_fatal_calls, __ATOMIC_SEQ_CST), 1);
+    ck_assert_int_eq(__atomic_load_n(&g_fatal_rc, __ATOMIC_SEQ_CST), rc);
+    /* -ENODEV is fatal at once; -EIO only after max_failed steps in a row */
+    int calls = __atomic_load_n(&g_calls, __ATOMIC_SEQ_CST);
+    ck_assert_int_eq(calls, rc == -ENODEV ? 1 : max_failed);
+    /* no new work is accepted */
+    int32_t p[4] = {1, 2, 3, 4};
+    struct sched_params sp;
+    ts_params(&sp, p, 4, MT);
+    struct sched_request *r = sched_request_create(&sp);
+    char err[256] = "";
+    ck_assert_int_eq(sched_submit(g.s, r, err, sizeof err), -ESHUTDOWN);
+    ck_assert_msg(strstr(err, "device") != NULL, "message: %s", err);
+    sched_request_release(r);
+    sched_stop(g.s);
+    assert_idle(&g);
+    for (int i = 0; i < NR; i++) sched_request_release(rs[i]);
+    rig_fini(&g);
+}
+
+START_TEST(enodev_is_fatal_at_once) { fatal_case(-ENODEV, 8); }
+END_TEST
+
+START_TEST(repeated_eio_is_fatal) { fatal_case(-EIO, 3); }
+END_TEST
+
 Suite *engine_fault_suite(void)
 {
     Suite *s = suite_create("engine_fault");
@@ -338,6 +408,8 @@ Suite *engine_fault_suite(void)
     tcase_add_test(tc, step_enomem_fails_only_that_step);
     tcase_add_test(tc, failure_message_reaches_the_request);
     tcase_add_test(tc, dead_device_never_hangs_clients);
+    tcase_add_test(tc, enodev_is_fatal_at_once);
+    tcase_add_test(tc, repeated_eio_is_fatal);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -130,6 +130,7 @@ static void log_finished(struct gen_req *g, int status)
         const char *f = oai_finish_reason(g->res.groups[0].choices[0].finish);
         if (f) finish = f;
     }
+    if (status == 499 && !strcmp(finish, "none")) finish = "abort"; /* the client left first */
     /* Latency histograms are pushed by the scheduler's step loop (the one
      * place that sees every token's time), not here. */
     if (g->app->args->disable_log_requests) return;

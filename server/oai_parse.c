@@ -453,8 +453,39 @@ void oai_limits_init(struct oai_limits *l)
     l->max_prompts = 1024;
 }
 
+/* Strict UTF-8 (RFC 3629: no overlongs, no surrogates, at most U+10FFFF).
+ * JSON text must be UTF-8 (RFC 8259); a body that is not is rejected here
+ * rather than silently turned into U+FFFD by the tokenizer. */
+static bool utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i];
+        if (c < 0x80) { i++; continue; }
+        int len;
+        unsigned min;
+        if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; }
+        else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; }
+        else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; }
+        else return false;
+        if (i + (size_t)len > n) return false;
+        unsigned cp = c & (0xFFu >> (len + 1));
+        for (int k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += (size_t)len;
+    }
+    return true;
+}
+
 static cJSON *parse_root(const char *body, size_t len, struct srv_error *e)
 {
+    if (!utf8_valid((const unsigned char *)body, len)) {
+        srv_err_set(e, SRV_EJSON, NULL, "We could not parse the JSON body of your request: it is not valid UTF-8");
+        return NULL;
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     /* nothing but whitespace may follow the value */

@@ -134,6 +134,16 @@ START_TEST(bad_json)
     expect_bad(OAI_CHAT, "nope", SRV_EJSON, NULL);
     /* trailing garbage after an object */
     expect_bad(OAI_COMPLETION, "{\"prompt\":\"a\"} x", SRV_EJSON, NULL);
+    /* JSON text must be UTF-8: stray, overlong, surrogate and truncated sequences */
+    expect_bad(OAI_COMPLETION, "{\"prompt\":\"a\xff\"}", SRV_EJSON, NULL);
+    expect_bad(OAI_COMPLETION, "{\"prompt\":\"\xc0\xaf\"}", SRV_EJSON, NULL);
+    expect_bad(OAI_COMPLETION, "{\"prompt\":\"\xed\xa0\x80\"}", SRV_EJSON, NULL);
+    expect_bad(OAI_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"\xe2\x82\"}]}", SRV_EJSON, NULL);
+    /* valid multi-byte text still parses */
+    struct oai_request r;
+    struct srv_error e;
+    ck_assert_int_eq(parse(OAI_COMPLETION, "{\"prompt\":\"h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}", &r, &e), 0);
+    oai_request_fini(&r);
 }
 END_TEST
 

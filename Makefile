@@ -123,15 +123,19 @@ $(B)/tests/gpu/%.c.o: tests/gpu/%.c
 $(GPU_BIN): $(GPU_SRCS:%=$(B)/%.o) $(LIB)
 	$(CC) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
+# parallel build inside run/test (a fresh machine would otherwise compile serially)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MODEL ?= models/olmo-hybrid-tiny
+# clients send "model": the directory's name (olmo-hybrid-tiny for the bundled one)
+SERVED_NAME ?= $(notdir $(patsubst %/,%,$(MODEL)))
 HOST ?= 127.0.0.1
 PORT ?= 8000
 run: deps
-	@$(MAKE) --no-print-directory $(BIN)
-	$(BIN) serve --model $(MODEL) --host $(HOST) --port $(PORT) $(ARGS)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BIN)
+	$(BIN) serve --model $(MODEL) --served-model-name $(SERVED_NAME) --host $(HOST) --port $(PORT) $(ARGS)
 
 test: deps
-	@$(MAKE) --no-print-directory $(BIN) $(UNIT_BIN)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BIN) $(UNIT_BIN)
 	@bash tools/run-tests.sh $(B)
 
 test-unit: $(UNIT_BIN)
@@ -172,5 +176,5 @@ $(B)/fuzz_%: $(B)/tests/fuzz/fuzz_%.c.o $(LIB)
 fuzz-build: $(FUZZ_BINS)
 -include $(FUZZ_SRCS:%=$(B)/%.d)
 fuzz:
-	@$(MAKE) --no-print-directory MODE=fuzz CUDA=0 BUILD=$(FUZZ_BUILD) fuzz-build
+	@$(MAKE) --no-print-directory -j$(JOBS) MODE=fuzz CUDA=0 BUILD=$(FUZZ_BUILD) fuzz-build
 	@bash tools/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)

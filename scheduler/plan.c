@@ -66,6 +66,8 @@ void seq_free_resources(struct sched *s, struct sched_seq *q)
     q->num_blocks = 0;
     if (q->slot >= 0) slot_free(&s->slots, q->slot);
     q->slot = -1;
+    for (int t = 0; t < q->num_draft + (q->num_draft > 0); t++) slot_free(&s->slots, q->spec_slots[t]);
+    q->num_draft = 0;
     q->num_computed = 0;
     struct sched_req_impl *im = q->r->impl;
     if (q->choice == 0 && !im->forked && im->fork_slots) {
@@ -185,6 +187,59 @@ static int seqs_committed(const struct sched *s)
     return n;
 }
 
+/* Speculative verify for a decode row that already holds its block for the
+ * next token: drafts by n-gram lookup, capped so that every emitted token
+ * stays within max_tokens, the budget and the logits rows, and only when
+ * 1+d spare slots (state after each fed token) and the draft blocks are
+ * available. Returns d (0: a plain decode). */
+static int plan_drafts(struct sched *s, struct sched_seq *q, int budget, int rows_avail)
+{
+    int k = s->cfg.num_speculative_tokens;
+    if (k <= 0) return 0;
+    if (k > SPEC_MAX_TOKENS) k = SPEC_MAX_TOKENS;
+    const struct sched_req_impl *im = q->r->impl;
+    int left = im->max_tokens - q->num_generated - 1; /* the bonus token is the last */
+    if (k > left) k = left;
+    if (k > budget) k = budget;
+    if (k > rows_avail) k = rows_avail;
+    if (k > slot_num_free(&s->slots) - 1) k = slot_num_free(&s->slots) - 1;
+    if (k <= 0) return 0;
+    int nmin = s->cfg.ngram_min > 0 ? s->cfg.ngram_min : SPEC_NGRAM_MIN_DEFAULT;
+    int nmax = s->cfg.ngram_max > 0 ? s->cfg.ngram_max : SPEC_NGRAM_MAX_DEFAULT;
+    if (nmax < nmin) nmax = nmin;
+    int d = spec_ngram_propose(q->tokens, q->num_tokens, nmin, nmax, k, q->spec_draft, NULL);
+    if (d <= 0) return 0;
+    /* drafts go to positions num_computed+1..+d; blocks that do not come
+     * shorten the draft (the ones that did stay with q for its next tokens) */
+    (void)ensure_blocks(s, q, q->num_computed + 1 + d);
+    int cover = q->num_blocks * s->block_size - q->num_computed - 1;
+    if (d > cover) d = cover;
+    if (d <= 0) return 0;
+    for (int t = 0; t <= d; t++) q->spec_slots[t] = slot_alloc(&s->slots); /* checked free above */
+    q->num_draft = d;
+    return d;
+}
+
+/* Stable partition of the decode rows [0, n): plain decodes first, then the
+ * verify rows (the batch contract's order). Returns the plain count. */
+static int order_decode_rows(struct sched *s, int n)
+{
+    int plain = 0;
+    for (int i = 0; i < n; i++) {
+        if (s->rows[i]->num_draft > 0) continue;
+        struct sched_seq *q = s->rows[i];
+        int nt = s->row_ntok[i];
+        for (int j = i; j > plain; j--) {
+            s->rows[j] = s->rows[j - 1];
+            s->row_ntok[j] = s->row_ntok[j - 1];
+        }
+        s->rows[plain] = q;
+        s->row_ntok[plain] = nt;
+        plain++;
+    }
+    return plain;
+}
+
 int sched_plan(struct sched *s)
 {
     s->num_rows = 0;
@@ -218,11 +273,14 @@ int sched_plan(struct sched *s)
             sched_finish_request(s, q->r, SCHED_FINISH_ERROR, rc, "KV block copy failed");
             continue; /* q left the running list */
         }
-        add_row(s, q, 1);
-        budget--;
+        int d = plan_drafts(s, q, budget - 1, plp_avail);
+        add_row(s, q, 1 + d);
+        budget -= 1 + d;
+        plp_avail -= d; /* verify rows take logits rows from the same spare pool */
         i++;
     }
-    int num_decode = s->num_rows;
+    int num_decode = order_decode_rows(s, s->num_rows);
+    int num_verify = s->num_rows - num_decode;
 
     /* 2. running partial prefills */
     for (int i = 0; i < s->num_running && budget > 0; i++) {
@@ -284,5 +342,6 @@ int sched_plan(struct sched *s)
         budget -= chunk;
     }
     s->num_decode_rows = num_decode;
+    s->num_verify_rows = num_verify;
     return s->num_rows;
 }

@@ -138,6 +138,7 @@ void sched_destroy(struct sched *s)
     free(s->lrow_pos);
     free(s->rows);
     free(s->row_ntok);
+    free(s->b_spec);
     free(s->logits);
     if (s->samps)
         for (int i = 0; i < s->num_samps; i++) samp_ctx_destroy(s->samps[i]);
@@ -380,6 +381,8 @@ static void publish_stats(struct sched *s)
     memcpy(st->requests_finished, s->st_finished, sizeof(st->requests_finished));
     st->steps_total = s->st_steps;
     st->batched_tokens_total = s->st_batched;
+    st->spec_draft_tokens_total = s->st_spec_draft;
+    st->spec_accepted_tokens_total = s->st_spec_accept;
     pthread_mutex_unlock(&s->stats_mu);
 }
 

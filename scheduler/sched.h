@@ -99,6 +99,15 @@ struct sched_config {
     int max_failed_steps;
     void (*on_fatal)(void *user, int rc);
     void *fatal_user;
+    /* Speculative decoding by n-gram prompt lookup (scheduler/spec.h, issue 9):
+     * up to num_speculative_tokens drafts per decoding sequence and step
+     * (0 = off, the default; at most SPEC_MAX_TOKENS), verified in the same
+     * batch. n-gram sizes are tried from ngram_max down to ngram_min; 0 means
+     * vLLM's default (5). Lossless: a row emits exactly the tokens plain
+     * decoding would (the target samples every position in order with the
+     * same RNG key and accepts while its token equals the draft). */
+    int num_speculative_tokens;
+    int ngram_min, ngram_max;
 };
 
 /* Defaults for the fields above; eng/tok are left NULL. */
@@ -303,6 +312,8 @@ struct sched_stats {
     uint64_t requests_finished[5];   /* indexed by enum sched_finish */
     uint64_t steps_total;
     uint64_t batched_tokens_total;   /* tokens run through the engine (incl. recompute) */
+    uint64_t spec_draft_tokens_total;   /* drafts verified */
+    uint64_t spec_accepted_tokens_total;/* drafts accepted (emitted as proposed) */
 };
 /* Any thread; never blocks on a step. */
 void sched_get_stats(const struct sched *s, struct sched_stats *out);

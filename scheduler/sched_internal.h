@@ -20,6 +20,7 @@
 #include "scheduler/kv_blocks.h"
 #include "scheduler/sched.h"
 #include "scheduler/slots.h"
+#include "scheduler/spec.h"
 
 /* Prompt log-prob rows per step at most (each costs a vocab-sized logits row). */
 #define SCHED_MAX_PLP_ROWS 256
@@ -47,6 +48,10 @@ struct sched_seq {
     struct tok_buf text;           /* every decoded output byte (before stop trimming) */
     size_t emitted;                /* bytes of text already in the outbox */
     int64_t last_token_ns;
+    /* speculative verify planned for this step (plan.c, step.c); 0 otherwise */
+    int num_draft;
+    int32_t spec_draft[SPEC_MAX_TOKENS];
+    int32_t spec_slots[SPEC_MAX_TOKENS + 1]; /* state after fed token t; held only within a step */
 };
 
 /* Per-choice outbox (what the HTTP side has not drained yet). */
@@ -156,6 +161,8 @@ struct sched {
     int32_t *b_tokens, *b_pos, *b_qs, *b_cache, *b_slot, *b_bt, *b_lrows;
     struct sched_seq **rows; int32_t *row_ntok; int num_rows;
     int num_decode_rows;
+    int num_verify_rows;           /* rows [num_decode_rows, +num_verify_rows) verify drafts */
+    int32_t *b_spec; int b_spec_cap; /* [num_verify * (k+1)] spec slots of the batch */
     int32_t *lrow_seq;             /* logits row -> batch row */
     int32_t *lrow_pos;             /* logits row -> sequence position (for prompt logprobs) */
     float *logits; size_t logits_cap;
@@ -166,6 +173,7 @@ struct sched {
     struct sched_stats stats;
     uint64_t st_preempt, st_prompt, st_gen, st_steps, st_batched;
     uint64_t st_finished[5];
+    uint64_t st_spec_draft, st_spec_accept;
 };
 
 /* --- request.c (outbox side, engine thread) --- */

@@ -326,24 +326,69 @@ static void on_plp_row(struct sched *s, struct sched_seq *q, int pos, const floa
     }
 }
 
+/* A verify row (last token + d drafts, logits lg[t] after fed token t):
+ * the target samples position t exactly as a plain decode would (same
+ * penalties context, same RNG key: num_generated), and the row goes on while
+ * the token equals draft t. Every token goes through job_apply, so stops and
+ * max_tokens apply to each in order. Then the state after the last fed token
+ * that was kept becomes the sequence's slot; the other snapshots (and the
+ * slot that ran past unverified drafts) go back to the pool. */
+static void on_verify_row(struct sched *s, struct sched_seq *q, const float *lg)
+{
+    const int d = q->num_draft;
+    int e = 0;
+    for (int t = 0; t <= d; t++) {
+        struct samp_result res;
+        int rc = job_sample(s, s->samp, q, lg + (size_t)t * (size_t)s->vocab, &res);
+        job_apply(s, q, rc, &res);
+        e++;
+        if (q->state != SEQ_RUNNING) break; /* finished: its slots are already freed */
+        if (t == d || res.token != q->spec_draft[t]) break;
+    }
+    s->st_spec_draft += (uint64_t)d;
+    s->st_spec_accept += (uint64_t)(e - 1);
+    if (q->state != SEQ_RUNNING) return;
+    int keep = q->spec_slots[e - 1];
+    slot_free(&s->slots, q->slot);
+    for (int t = 0; t <= d; t++)
+        if (t != e - 1) slot_free(&s->slots, q->spec_slots[t]);
+    q->slot = keep;
+    q->num_draft = 0;
+    q->num_computed += e - 1; /* the fed last token was counted with the row */
+}
+
 /* --- the step ---------------------------------------------------------------------- */
 
 int sched_run_step(struct sched *s)
 {
     const int bs = s->block_size;
-    int T = 0, N = 0, L = 0, max_blocks = 1, ndec = 0;
+    int T = 0, N = 0, L = 0, max_blocks = 1, ndec = 0, nver = 0;
     int64_t now = sched_now_ns();
     /* rows whose request failed during planning are dropped here */
     int w = 0;
     for (int i = 0; i < s->num_rows; i++) {
         if (s->rows[i]->state != SEQ_RUNNING) continue;
         if (i < s->num_decode_rows) ndec++;
+        else if (i < s->num_decode_rows + s->num_verify_rows) nver++;
         s->rows[w] = s->rows[i];
         s->row_ntok[w] = s->row_ntok[i];
         w++;
     }
     s->num_rows = w;
     if (w == 0) return 0;
+    int kspec = s->cfg.num_speculative_tokens < SPEC_MAX_TOKENS ? s->cfg.num_speculative_tokens
+                                                                 : SPEC_MAX_TOKENS;
+    if (nver > 0 && nver * (kspec + 1) > s->b_spec_cap) {
+        int32_t *ns = realloc(s->b_spec, sizeof(int32_t) * (size_t)nver * (size_t)(kspec + 1));
+        if (!ns) { /* fall back: fail the step's requests like any OOM */
+            for (int i = 0; i < s->num_rows; i++)
+                sched_finish_request(s, s->rows[i]->r, SCHED_FINISH_ERROR, -ENOMEM,
+                                     "out of memory for speculative slots");
+            return -ENOMEM;
+        }
+        s->b_spec = ns;
+        s->b_spec_cap = nver * (kspec + 1);
+    }
     for (int i = 0; i < s->num_rows; i++) {
         struct sched_seq *q = s->rows[i];
         int nt = s->row_ntok[i];
@@ -361,6 +406,20 @@ int sched_run_step(struct sched *s)
         int nb = (c0 + nt + bs - 1) / bs;
         for (int j = 0; j < max_blocks; j++)
             s->b_bt[N * max_blocks + j] = j < nb ? q->blocks[j] : q->blocks[0];
+        if (N >= ndec && N < ndec + nver) { /* verify: last token + drafts, logits everywhere */
+            for (int t = 0; t < nt; t++) {
+                s->b_tokens[T + t] = t == 0 ? q->tokens[c0] : q->spec_draft[t - 1];
+                s->b_pos[T + t] = c0 + t;
+                s->b_lrows[L] = T + t;
+                s->lrow_seq[L] = N;
+                s->lrow_pos[L] = -2 - t; /* -2: the row's first position */
+                L++;
+                s->b_spec[(N - ndec) * (kspec + 1) + t] = q->spec_slots[t];
+            }
+            T += nt;
+            N++;
+            continue;
+        }
         for (int t = 0; t < nt; t++) {
             int pos = c0 + t;
             s->b_tokens[T + t] = q->tokens[pos];
@@ -401,10 +460,11 @@ int sched_run_step(struct sched *s)
         s->logits_cap = need;
     }
     struct eng_batch b = {
-        .num_seqs = N, .num_tokens = T, .num_decode = ndec, .num_verify = 0,
+        .num_seqs = N, .num_tokens = T, .num_decode = ndec,
         .tokens = s->b_tokens, .positions = s->b_pos, .query_start = s->b_qs,
         .cache_len = s->b_cache, .state_slot = s->b_slot, .block_table = s->b_bt,
         .max_blocks = max_blocks, .logits_rows = s->b_lrows, .num_logits = L,
+        .num_verify = nver, .max_spec = kspec, .spec_slots = s->b_spec,
     };
     int rc = eng_forward(s->cfg.eng, &b, s->logits);
     s->st_steps++;
@@ -430,7 +490,7 @@ int sched_run_step(struct sched *s)
     s->failed_steps = 0;
     for (int i = 0; i < N; i++) {
         struct sched_seq *q = s->rows[i];
-        q->num_computed += s->row_ntok[i];
+        q->num_computed += (i >= ndec && i < ndec + nver) ? 1 : s->row_ntok[i];
     }
     s->num_jobs = 0;
     for (int l = 0; l < L; l++) {
@@ -438,8 +498,15 @@ int sched_run_step(struct sched *s)
         if (q->state != SEQ_RUNNING) continue; /* finished by an earlier row (error paths) */
         const float *lg = s->logits + (size_t)l * (size_t)s->vocab;
         if (s->lrow_pos[l] >= 0) on_plp_row(s, q, s->lrow_pos[l], lg);
-        else on_sample_row(s, q, lg);
+        else if (s->lrow_pos[l] == -1) on_sample_row(s, q, lg);
     }
     run_jobs(s);
+    /* verify rows after the parallel jobs: sequential per position, on samps[0] */
+    for (int l = 0; l < L; l++) {
+        if (s->lrow_pos[l] != -2) continue;
+        struct sched_seq *q = s->rows[s->lrow_seq[l]];
+        if (q->state != SEQ_RUNNING || q->num_draft <= 0) continue;
+        on_verify_row(s, q, s->logits + (size_t)l * (size_t)s->vocab);
+    }
     return N;
 }

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "engine/log.h"
+#include "scheduler/spec.h"
 
 #define OPT_S(n, f, h) {n, ARG_STR, offsetof(struct srv_args, f), sizeof(((struct srv_args *)0)->f), 0, 0, NULL, h}
 #define OPT_I(n, f, lo, hi, h) {n, ARG_INT, offsetof(struct srv_args, f), 0, lo, hi, NULL, h}
@@ -54,7 +55,10 @@ static const struct arg_opt g_opts[] = {
     OPT_I("threads", threads, 0, 4096, "CPU backend threads (default 0 = all cores)"),
     OPT_I("max-logprobs", max_logprobs, 0, 1000, "largest logprobs / top_logprobs (default 20)"),
     OPT_S("chat-template", chat_template, "chat template file overriding the model's"),
-    OPT_I("num-speculative-tokens", num_speculative_tokens, 0, 64, "n-gram speculative drafts per step (default 0)"),
+    OPT_I("num-speculative-tokens", num_speculative_tokens, 0, SPEC_MAX_TOKENS, "n-gram speculative drafts per step (default 0 = off)"),
+    OPT_E("speculative", speculative, "ngram|off", "speculative draft method: ngram (prompt lookup; default) or off"),
+    OPT_I("ngram-min", ngram_min, 1, SPEC_MAX_NGRAM, "smallest n-gram the drafter matches (default 5, at most --ngram-max)"),
+    OPT_I("ngram-max", ngram_max, 1, SPEC_MAX_NGRAM, "largest n-gram the drafter matches (default 5, at least --ngram-min)"),
 };
 #define N_OPTS (sizeof g_opts / sizeof g_opts[0])
 
@@ -77,6 +81,7 @@ void srv_args_defaults(struct srv_args *a)
     a->timeout = 60;
     a->http_threads = 4;
     a->max_logprobs = 20;
+    snprintf(a->speculative, sizeof a->speculative, "ngram");
 }
 
 /* "max_num_seqs" and "max-num-seqs" name the same setting. */
@@ -316,6 +321,13 @@ static int finish(struct srv_args *a, bool need_model, char *err, size_t errlen)
     }
     if (!a->host[0]) return fail(err, errlen, "--host: must not be empty");
     if (!strcmp(a->log_level, "warn")) snprintf(a->log_level, sizeof a->log_level, "warning");
+    /* n-gram sizes: vLLM's 5..5 when neither is given; one given moves the other default to fit */
+    if (!a->ngram_min && !a->ngram_max) a->ngram_min = a->ngram_max = SPEC_NGRAM_MAX_DEFAULT;
+    else if (!a->ngram_min) a->ngram_min = a->ngram_max < SPEC_NGRAM_MIN_DEFAULT ? a->ngram_max : SPEC_NGRAM_MIN_DEFAULT;
+    else if (!a->ngram_max) a->ngram_max = a->ngram_min > SPEC_NGRAM_MAX_DEFAULT ? a->ngram_min : SPEC_NGRAM_MAX_DEFAULT;
+    char e2[160];
+    if (spec_cfg_check(a->num_speculative_tokens, a->ngram_min, a->ngram_max, e2, sizeof e2))
+        return fail(err, errlen, "--num-speculative-tokens/--ngram-min/--ngram-max: %s", e2);
     return 0;
 }
 

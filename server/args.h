@@ -55,6 +55,8 @@ struct srv_args {
     int max_logprobs;               /* largest logprobs / top_logprobs accepted (20) */
     char chat_template[PATH_MAX];   /* override the model's chat template file */
     int num_speculative_tokens;     /* n-gram speculation drafts per step (0 = off) */
+    char speculative[8];            /* ngram | off: the draft method (ngram, the only one, by default) */
+    int ngram_min, ngram_max;       /* n-gram sizes; 0 = unset, resolved at parse (default 5) */
 };
 
 enum arg_type { ARG_STR, ARG_INT, ARG_I64, ARG_F64, ARG_BOOL, ARG_SIZE, ARG_ENUM };

@@ -124,6 +124,11 @@ int srv_model_load(struct srv_model *m, const struct srv_args *a, struct srv_app
     sc.max_queued = a->max_queued_requests;
     sc.default_seed = (uint64_t)a->seed;
     sc.log_requests = false; /* the server logs one line per request itself (gen.c) */
+    if (!strcmp(a->speculative, "ngram")) { /* validated at parse (args.c finish) */
+        sc.num_speculative_tokens = a->num_speculative_tokens;
+        sc.ngram_min = a->ngram_min;
+        sc.ngram_max = a->ngram_max;
+    }
     sc.on_fatal = srv_on_engine_fatal; /* unusable device: exit non-zero (serve.c) */
     m->sched = sched_create(&sc, e2, sizeof e2);
     if (!m->sched) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "scheduler/spec.h"
+#include "server/args.h"
 
 START_TEST(test_spec_cfg)
 {
@@ -164,6 +165,52 @@ START_TEST(test_spec_sample_distribution)
 }
 END_TEST
 
+/* The server flags (server/args.c): defaults, resolution of one n-gram
+ * size from the other, and clear errors for impossible settings. */
+static int parse_flags(struct srv_args *a, char *err, int argc, char **argv)
+{
+    char *env[] = {NULL};
+    return srv_args_parse(a, argc, argv, env, NULL, 0, NULL, true, err, 256);
+}
+
+START_TEST(test_spec_flags)
+{
+    struct srv_args a;
+    char err[256];
+    char *f0[] = {"--model", "m"};
+    ck_assert_int_eq(parse_flags(&a, err, 2, f0), 0);
+    ck_assert_int_eq(a.num_speculative_tokens, 0);
+    ck_assert_str_eq(a.speculative, "ngram");
+    ck_assert_int_eq(a.ngram_min, SPEC_NGRAM_MIN_DEFAULT);
+    ck_assert_int_eq(a.ngram_max, SPEC_NGRAM_MAX_DEFAULT);
+    char *f1[] = {"--model", "m", "--speculative", "ngram", "--num-speculative-tokens", "4",
+                  "--ngram-min", "2", "--ngram-max=3"};
+    ck_assert_int_eq(parse_flags(&a, err, 9, f1), 0);
+    ck_assert_int_eq(a.num_speculative_tokens, 4);
+    ck_assert_int_eq(a.ngram_min, 2);
+    ck_assert_int_eq(a.ngram_max, 3);
+    char *f2[] = {"--model", "m", "--num-speculative-tokens", "4", "--ngram-max", "2"};
+    ck_assert_int_eq(parse_flags(&a, err, 6, f2), 0);
+    ck_assert_int_eq(a.ngram_min, 2);   /* the default 5 would not fit under 2 */
+    ck_assert_int_eq(a.ngram_max, 2);
+    char *f3[] = {"--model", "m", "--ngram-min", "8"};
+    ck_assert_int_eq(parse_flags(&a, err, 4, f3), 0);
+    ck_assert_int_eq(a.ngram_max, 8);
+    char *f4[] = {"--model", "m", "--speculative", "off", "--num-speculative-tokens", "3"};
+    ck_assert_int_eq(parse_flags(&a, err, 6, f4), 0);
+    ck_assert_str_eq(a.speculative, "off");
+    char *b1[] = {"--model", "m", "--num-speculative-tokens", "4", "--ngram-min", "4", "--ngram-max", "3"};
+    ck_assert_int_eq(parse_flags(&a, err, 8, b1), -1);
+    ck_assert_ptr_nonnull(strstr(err, "ngram"));
+    char *b2[] = {"--model", "m", "--speculative", "eagle"};
+    ck_assert_int_eq(parse_flags(&a, err, 4, b2), -1);
+    char *b3[] = {"--model", "m", "--num-speculative-tokens", "17"};
+    ck_assert_int_eq(parse_flags(&a, err, 4, b3), -1);
+    char *b4[] = {"--model", "m", "--ngram-min", "0"};
+    ck_assert_int_eq(parse_flags(&a, err, 4, b4), -1);
+}
+END_TEST
+
 Suite *spec_suite(void)
 {
     Suite *s = suite_create("spec");
@@ -173,6 +220,7 @@ Suite *spec_suite(void)
     tcase_add_test(tc, test_spec_propose_random);
     tcase_add_test(tc, test_spec_accept_greedy);
     tcase_add_test(tc, test_spec_sample_distribution);
+    tcase_add_test(tc, test_spec_flags);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -202,7 +202,12 @@ static int plan_drafts(struct sched *s, struct sched_seq *q, int budget, int row
     if (k > left) k = left;
     if (k > budget) k = budget;
     if (k > rows_avail) k = rows_avail;
-    if (k > slot_num_free(&s->slots) - 1) k = slot_num_free(&s->slots) - 1;
+    /* spare slots only: one stays for each waiting sequence that the row
+     * limit would let in, so speculation never holds back admission */
+    int room = s->cfg.max_num_seqs - seqs_committed(s);
+    int reserve = s->num_waiting < room ? s->num_waiting : (room > 0 ? room : 0);
+    int spare = slot_num_free(&s->slots) - reserve;
+    if (k > spare - 1) k = spare - 1;
     if (k <= 0) return 0;
     int nmin = s->cfg.ngram_min > 0 ? s->cfg.ngram_min : SPEC_NGRAM_MIN_DEFAULT;
     int nmax = s->cfg.ngram_max > 0 ? s->cfg.ngram_max : SPEC_NGRAM_MAX_DEFAULT;

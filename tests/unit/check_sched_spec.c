@@ -20,32 +20,13 @@
 
 #define BS 16
 
-static const char *CONFIG_JSON =
-    "{\"model_type\": \"olmo_hybrid\", \"vocab_size\": 256, \"hidden_size\": 64,"
-    " \"intermediate_size\": 96, \"num_hidden_layers\": 4, \"num_attention_heads\": 8,"
-    " \"num_key_value_heads\": 2, \"max_position_embeddings\": 4096, \"rms_norm_eps\": 1e-06,"
-    " \"eos_token_id\": 255, \"pad_token_id\": 1, \"bos_token_id\": 2, \"tie_word_embeddings\": false,"
-    " \"rope_parameters\": {\"rope_theta\": 10000.0, \"rope_type\": \"default\"},"
-    " \"layer_types\": [\"linear_attention\", \"full_attention\", \"linear_attention\", \"full_attention\"],"
-    " \"linear_num_key_heads\": 2, \"linear_num_value_heads\": 4, \"linear_key_head_dim\": 16,"
-    " \"linear_value_head_dim\": 24, \"linear_conv_kernel_dim\": 4, \"linear_allow_neg_eigval\": true}";
-
 static char g_dir[256];
 
 static void make_model(void)
 {
     char err[256];
     log_set_level(LOG_LVL_WARN);
-    ck_assert_ptr_nonnull(stw_tmpdir(g_dir, sizeof g_dir));
-    ck_assert_int_eq(stw_write_text(g_dir, "config.json", CONFIG_JSON), 0);
-    struct cfg_model c;
-    ck_assert_msg(cfg_parse_json(&c, CONFIG_JSON, strlen(CONFIG_JSON), err, sizeof err) == 0, "%s", err);
-    struct stw *w = stw_create();
-    ck_assert_int_eq(stw_add_model(w, &c, ST_F32, 0, 4321u), 0);
-    char path[300];
-    snprintf(path, sizeof path, "%s/model.safetensors", g_dir);
-    ck_assert_int_eq(stw_write(w, path, NULL), 0);
-    stw_destroy(w);
+    ck_assert_msg(stw_make_tiny_model(g_dir, sizeof g_dir, 4321u, err, sizeof err) == 0, "%s", err);
 }
 
 static void drop_model(void)

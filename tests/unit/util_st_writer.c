@@ -393,3 +393,37 @@ void stw_rmtree(const char *dir)
     closedir(d);
     rmdir(dir);
 }
+
+/* ------------------------------------------------ the shared tiny checkpoint */
+
+const char *const STW_TINY_CONFIG_JSON =
+    "{\"model_type\": \"olmo_hybrid\", \"vocab_size\": 256, \"hidden_size\": 64,"
+    " \"intermediate_size\": 96, \"num_hidden_layers\": 4, \"num_attention_heads\": 8,"
+    " \"num_key_value_heads\": 2, \"max_position_embeddings\": 4096, \"rms_norm_eps\": 1e-06,"
+    " \"eos_token_id\": 255, \"pad_token_id\": 1, \"bos_token_id\": 2, \"tie_word_embeddings\": false,"
+    " \"rope_parameters\": {\"rope_theta\": 10000.0, \"rope_type\": \"default\"},"
+    " \"layer_types\": [\"linear_attention\", \"full_attention\", \"linear_attention\", \"full_attention\"],"
+    " \"linear_num_key_heads\": 2, \"linear_num_value_heads\": 4, \"linear_key_head_dim\": 16,"
+    " \"linear_value_head_dim\": 24, \"linear_conv_kernel_dim\": 4, \"linear_allow_neg_eigval\": true}";
+
+int stw_make_tiny_model(char *dir, size_t cap, uint32_t seed, char *err, size_t errlen)
+{
+    struct cfg_model c;
+    if (cfg_parse_json(&c, STW_TINY_CONFIG_JSON, strlen(STW_TINY_CONFIG_JSON), err, errlen)) return -1;
+    if (!stw_tmpdir(dir, cap)) {
+        snprintf(err, errlen, "cannot create a temporary directory");
+        return -1;
+    }
+    struct stw *w = NULL;
+    char path[4096];
+    int rc = -1;
+    if (stw_write_text(dir, "config.json", STW_TINY_CONFIG_JSON)) goto fail;
+    if (!(w = stw_create()) || stw_add_model(w, &c, ST_F32, 0, seed)) goto fail;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (stw_write(w, path, NULL)) goto fail;
+    rc = 0;
+fail:
+    if (rc) snprintf(err, errlen, "cannot write the tiny checkpoint into %s", dir);
+    stw_destroy(w);
+    return rc;
+}

@@ -67,4 +67,12 @@ int stw_write_text(const char *dir, const char *name, const char *text);
 /* rm -r DIR (only plain files and one level of directories). */
 void stw_rmtree(const char *dir);
 
+/* The tiny random OLMo Hybrid checkpoint the scheduler-on-CPU tests share
+ * (vocab 256, hidden 64, 4 layers GDN/attn alternating, GQA 8/2, Hv = 2*Hk,
+ * eos 255): config.json text, and a writer that makes a fresh temp dir into
+ * dir (cap bytes) holding config.json + model.safetensors (f32, random from
+ * seed). Returns 0, or -1 with a reason in err. */
+extern const char *const STW_TINY_CONFIG_JSON;
+int stw_make_tiny_model(char *dir, size_t cap, uint32_t seed, char *err, size_t errlen);
+
 #endif

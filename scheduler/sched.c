@@ -421,15 +421,14 @@ static void abort_all(struct sched *s, enum sched_finish f, const char *msg)
 static void fail_all_fatal(struct sched *s)
 {
     int rc = atomic_load(&s->fatal);
+    /* fatal was set under mu and sched_submit refuses once it is set, so the
+     * inbox can no longer grow: its entries may be read after unlocking (as
+     * sched_stop does for a scheduler that never started). */
     pthread_mutex_lock(&s->mu);
     int nin = s->inbox_n;
-    struct sched_request **in = NULL;
-    if (nin > 0 && (in = malloc(sizeof(*in) * (size_t)nin)) != NULL)
-        memcpy(in, s->inbox, sizeof(*in) * (size_t)nin);
-    s->inbox_n = in ? 0 : s->inbox_n;
+    s->inbox_n = 0;
     pthread_mutex_unlock(&s->mu);
-    for (int i = 0; in && i < nin; i++) admit(s, in[i]);
-    free(in);
+    for (int i = 0; i < nin; i++) admit(s, s->inbox[i]);
     while (s->num_active > 0) {
         struct sched_request *r = s->active[s->num_active - 1];
         sched_finish_request(s, r, SCHED_FINISH_ERROR, rc,

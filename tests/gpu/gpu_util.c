@@ -53,6 +53,15 @@ void gu_sync(void)
 }
 
 static uint64_t g_rng = 0x1234567;
+int gu_emulated(void)
+{
+#ifdef DS_CUDA_EMU
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 void gu_seed(uint64_t s) { g_rng = s * 0x9e3779b97f4a7c15ull + 1; }
 static uint64_t next(void)
 {

@@ -22,6 +22,11 @@ void gu_down(void *dst, const void *src, size_t bytes);
 /* cudaDeviceSynchronize + check the last error (fails the test otherwise). */
 void gu_sync(void);
 
+/* 1 when built against tools/cuda-emu (the CPU emulator, run in CI): tests
+ * shrink their largest shape sweeps there, since the emulator runs every
+ * CUDA thread as a fiber. The real-GPU run keeps the full sweeps. */
+int gu_emulated(void);
+
 void gu_seed(uint64_t s);
 float gu_unif(float lo, float hi);
 int gu_int(int lo, int hi); /* inclusive */

@@ -12,8 +12,8 @@ set -e
 B=${1:-build/cuda-emu}
 E=tools/cuda-emu
 mkdir -p $B/obj
-CFLAGS="$EMU_SAN -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -I. -I$E/include -DDS_HAVE_CUDA -fopenmp -O2 -g $(pkg-config --cflags check libcjson)"
-CXXFLAGS="$EMU_SAN -std=c++17 -O2 -g -I. -I$E/include -I$E -D__CUDACC__ -DDS_HAVE_CUDA -fopenmp -Wall -Wno-unused-function"
+CFLAGS="$EMU_SAN -DDS_CUDA_EMU -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -I. -I$E/include -DDS_HAVE_CUDA -fopenmp -O2 -g $(pkg-config --cflags check libcjson)"
+CXXFLAGS="$EMU_SAN -DDS_CUDA_EMU -std=c++17 -O2 -g -I. -I$E/include -I$E -D__CUDACC__ -DDS_HAVE_CUDA -fopenmp -Wall -Wno-unused-function"
 objs=""
 for f in kernels/cuda/*.cu; do
     n=$(basename $f .cu)

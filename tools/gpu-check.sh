@@ -5,12 +5,13 @@
 # same shapes (tools/bench_fla.py, FLA copied into .scratch/fla).
 # Logs go to $OUT (or the first argument). Used with the device tool; CI has
 # no GPU and never runs this.
-#   tools/gpu-check.sh OUTDIR [test|bench|fla|memcheck]...   (default: all)
+#   tools/gpu-check.sh OUTDIR [test|bench|fla|memcheck|serve|refs]...
+#   (default: test memcheck bench fla serve)
 set -o pipefail
 OUT=${OUT:-$1}
 [ -n "$1" ] && shift
 mkdir -p "$OUT"
-steps=${*:-test memcheck bench fla}
+steps=${*:-test memcheck bench fla serve}
 B=build/gpu
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem --format=csv > "$OUT/gpu.txt" 2>&1
 cat "$OUT/gpu.txt"
@@ -45,6 +46,23 @@ for s in $steps; do
     fla)
         PYTHONUNBUFFERED=1 timeout 180 python3 tools/bench_fla.py --fla .scratch/fla --json "$OUT/fla.json" \
             > "$OUT/fla.log" 2>&1; echo "fla rc=$?"; tail -12 "$OUT/fla.log" ;;
+    serve)
+        # the real server on the GPU, bundled model, over loopback
+        $B/deltaserve --model models/olmo-hybrid-tiny --device cuda --port 18123 --served-model-name olmo-hybrid-tiny \
+            > "$OUT/serve.log" 2>&1 &
+        sp=$!
+        for i in $(seq 1 60); do curl -sf localhost:18123/health > /dev/null && break; sleep 0.5; done
+        curl -s localhost:18123/v1/completions -H 'Content-Type: application/json' \
+            -d '{"model":"olmo-hybrid-tiny","prompt":"Hello, my name is","max_tokens":16,"temperature":0}' \
+            > "$OUT/serve-completion.json"; echo "completion: $(head -c 400 "$OUT/serve-completion.json")"
+        curl -sN localhost:18123/v1/chat/completions -H 'Content-Type: application/json' \
+            -d '{"model":"olmo-hybrid-tiny","messages":[{"role":"user","content":"Hi"}],"max_tokens":8,"stream":true}' \
+            | tail -c 300; echo
+        curl -s localhost:18123/metrics | grep -E "^deltaserve:(num_requests|generation_tokens)" | head -5
+        kill -INT $sp; wait $sp; echo "server rc=$?"; grep -E "device|plan|error" "$OUT/serve.log" | head -8 ;;
+    refs)
+        PYTHONUNBUFFERED=1 timeout 200 python3 tools/make_fixtures.py --bundled-refs --out "$OUT" \
+            > "$OUT/refs.log" 2>&1; echo "refs rc=$?"; tail -3 "$OUT/refs.log" ;;
     esac
 done
 echo "total $(( $(date +%s) - start )) s"

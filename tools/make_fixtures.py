@@ -297,13 +297,40 @@ def bundled(root, tokdir):
         json.dump(r, f, separators=(",", ":"))
 
 
+def bundled_refs(out):
+    """Reference log-probs for the committed models/olmo-hybrid-tiny, read
+    from disk in fp32 (no regeneration of its weights): writes out/refs.json."""
+    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "olmo-hybrid-tiny")
+    with open(os.path.join(d, "refs.json")) as f:
+        old = json.load(f)
+    m32 = OlmoHybridForCausalLM.from_pretrained(d, dtype=torch.float32, attn_implementation="eager")
+    text = old["text"]
+    from tokenizers import Tokenizer
+    ids = Tokenizer.from_file(os.path.join(d, "tokenizer.json")).encode(text, add_special_tokens=False).ids
+    g = torch.Generator().manual_seed(7003)
+    long_ids = torch.randint(0, 100278, (300,), generator=g).tolist()
+    record_refs(m32, 100352, [("text", ids), ("s300", long_ids)], "text", len(ids) - 1, 1, out,
+                check64=False)
+    with open(os.path.join(out, "refs.json")) as f:
+        r = json.load(f)
+    r["text"] = text
+    with open(os.path.join(out, "refs.json"), "w") as f:
+        json.dump(r, f, separators=(",", ":"))
+    log("bundled refs written from the committed weights")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--only", default="")
+    ap.add_argument("--bundled-refs", action="store_true",
+                    help="only re-record models/olmo-hybrid-tiny/refs.json from its committed weights")
     a = ap.parse_args()
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(min(8, os.cpu_count() or 1))
+    if a.bundled_refs:
+        bundled_refs(a.out)
+        return
     introspect()
     work = tempfile.mkdtemp()
     fx = os.path.join(work, "tests", "fixtures", "models")

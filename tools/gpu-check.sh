@@ -13,17 +13,48 @@ OUT=${OUT:-$1}
 mkdir -p "$OUT"
 steps=${*:-test memcheck bench fla serve}
 B=build/gpu
+# The GPU machine's image may lack our C libraries' dev packages and nothing
+# can be fetched there: the caller carries Debian .debs in .deps/ (apt-get
+# download libmicrohttpd-dev libcjson-dev libuv1-dev libpcre2-dev check
+# pkgconf ... into .deps, ignored by git). They are unpacked into a private
+# prefix, never into /, and only runtime libraries the system lacks are put
+# on LD_LIBRARY_PATH.
+if ! pkg-config --exists libmicrohttpd libcjson libuv libpcre2-8 check 2>/dev/null && [ -d .deps ]; then
+    P=/tmp/deps; mkdir -p $P/bin
+    for f in .deps/*.deb; do
+        n=$(basename $f); n=${n%%_*}
+        so=$(dpkg-deb -c $f | awk '{print $6}' | grep -oE '[^/]+\.so\.[0-9]+$' | head -1)
+        if [ -n "$so" ] && ldconfig -p | grep -qE "[[:space:]]$so "; then continue; fi
+        dpkg-deb -x $f $P
+    done
+    # a -dev .so link whose runtime library the system has: point it there
+    for l in $P/usr/lib/x86_64-linux-gnu/*.so; do
+        [ -e "$l" ] && continue
+        sys=$(ldconfig -p | grep -E "[[:space:]]$(readlink $l) " | head -1 | sed 's/.*=> //')
+        [ -n "$sys" ] && ln -sf "$sys" "$l"
+    done
+    for pc in $(find $P -name '*.pc'); do sed -i "s|^prefix=/usr|prefix=$P/usr|" $pc; done
+    command -v pkg-config > /dev/null || ln -sf $P/usr/bin/pkgconf $P/bin/pkg-config
+    export PATH=$P/bin:$PATH LD_LIBRARY_PATH=$P/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+    export PKG_CONFIG_PATH=$P/usr/lib/x86_64-linux-gnu/pkgconfig:$P/usr/share/pkgconfig
+    export LIBRARY_PATH=$P/usr/lib/x86_64-linux-gnu
+    pkg-config --exists libmicrohttpd libcjson libuv libpcre2-8 check && echo "deps: from .deps" \
+        || echo "deps: still missing: $(pkg-config --print-errors --exists libmicrohttpd libcjson libuv libpcre2-8 check 2>&1 | head -3)"
+fi
+cc --version | head -1; nvcc --version | tail -2 | head -1
+# a newer compiler there may warn where ours does not: warnings stay, -Werror goes
+MK="make BUILD=$B -j16 WARN=-Wall\ -Wextra\ -Wno-unused-parameter"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem --format=csv > "$OUT/gpu.txt" 2>&1
 cat "$OUT/gpu.txt"
 start=$(date +%s)
 ARCH="-gencode arch=compute_90,code=sm_90"
-if ! make BUILD=$B -j16 CUARCH="$ARCH" $B/check_gpu > "$OUT/build.log" 2>&1; then
+if ! eval $MK CUARCH=\"$ARCH\" $B/check_gpu > "$OUT/build.log" 2>&1; then
     echo "BUILD FAILED"; grep -E "error|Error" "$OUT/build.log" | head -30; exit 1
 fi
 # the bench binary: deltaserve, or (when a teammate's half-landed file breaks
 # the full link) a two-line main over the same library
 BENCH="$B/deltaserve bench"
-if ! make BUILD=$B -j16 CUARCH="$ARCH" all >> "$OUT/build.log" 2>&1; then
+if ! eval $MK CUARCH=\"$ARCH\" all >> "$OUT/build.log" 2>&1; then
     printf 'int bench_main(int, char **);\nint main(int c, char **v) { return bench_main(c - 1, v + 1); }\n' > /tmp/bmain.c
     cc -o $B/bench_only /tmp/bmain.c $B/libdeltaserve.a $(pkg-config --libs libmicrohttpd libcjson libuv libpcre2-8) \
         -fopenmp -lm -lpthread -L/usr/local/cuda/lib64 -lcudart -lcublasLt -lcublas -lstdc++ && BENCH=$B/bench_only

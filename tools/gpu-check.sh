@@ -30,7 +30,7 @@ if ! pkg-config --exists libmicrohttpd libcjson libuv libpcre2-8 check 2>/dev/nu
     # a -dev .so link whose runtime library the system has: point it there
     for l in $P/usr/lib/x86_64-linux-gnu/*.so; do
         [ -e "$l" ] && continue
-        sys=$(ldconfig -p | grep -E "[[:space:]]$(readlink $l) " | head -1 | sed 's/.*=> //')
+        sys=$(ldconfig -p | grep -E "[[:space:]]$(basename $l)\.[0-9]+ " | head -1 | sed 's/.*=> //')
         [ -n "$sys" ] && ln -sf "$sys" "$l"
     done
     for pc in $(find $P -name '*.pc'); do sed -i "s|^prefix=/usr|prefix=$P/usr|" $pc; done

@@ -23,6 +23,10 @@ if ! pkg-config --exists libmicrohttpd libcjson libuv libpcre2-8 check 2>/dev/nu
     P=/tmp/deps; mkdir -p $P/bin
     for f in .deps/*.deb; do
         n=$(basename $f); n=${n%%_*}
+        if ! command -v dpkg-deb > /dev/null; then   # not a Debian-family image
+            (cd $P && ar p $OLDPWD/$f $(ar t $OLDPWD/$f | grep data.tar) | tar -x --xz 2>/dev/null \
+                || ar p $OLDPWD/$f $(ar t $OLDPWD/$f | grep data.tar) | tar -x --zstd); continue
+        fi
         so=$(dpkg-deb -c $f | awk '{print $6}' | grep -oE '[^/]+\.so\.[0-9]+$' | head -1)
         if [ -n "$so" ] && ldconfig -p | grep -qE "[[:space:]]$so "; then continue; fi
         dpkg-deb -x $f $P

@@ -143,6 +143,8 @@ test-unit: $(UNIT_BIN)
 
 test-gpu: $(BIN) $(GPU_BIN)
 	CK_FORK=no $(GPU_BIN)
+	@if command -v node > /dev/null; then DS_BIN=$(BIN) DS_E2E_DEVICE=cuda bash tests/e2e/server_api.sh; \
+	else echo "test-gpu: node absent: the curl API suite on the GPU is skipped (tools/gpu-check.sh serve runs a curl-only round)"; fi
 
 # Deployment files (docker/, docker/k8s/) against the Kubernetes / Compose
 # schemas plus Dockerfile lint; also part of `make test` (tests/e2e/deploy_lint.sh).

@@ -4,7 +4,8 @@
 #                              sets <NAME>_PORT/_PID/_LOG
 #   check DESC CMD...          run CMD, count a pass or a failure
 #   finish                     print the counts; exit non-zero on any failure
-# The model is $DS_E2E_MODEL, else models/olmo-hybrid-tiny. Every server
+# The model is $DS_E2E_MODEL, else models/olmo-hybrid-tiny; the device
+# $DS_E2E_DEVICE, else cpu (make test-gpu runs the curl suite with cuda). Every server
 # started here is killed by the EXIT trap, whatever happens.
 set -uo pipefail
 DS_BIN=${DS_BIN:-build/release/deltaserve}
@@ -27,7 +28,7 @@ fi
 start_server() {
     local name=$1; shift
     local log="$E2E_TMP/$name.log"
-    "$DS_BIN" serve --model "$MODEL" --host 127.0.0.1 --port 0 --device cpu "$@" >"$log" 2>&1 &
+    "$DS_BIN" serve --model "$MODEL" --host 127.0.0.1 --port 0 --device "${DS_E2E_DEVICE:-cpu}" "$@" >"$log" 2>&1 &
     local pid=$!
     E2E_PIDS="$E2E_PIDS $pid"
     local port=""

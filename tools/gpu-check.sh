@@ -83,7 +83,7 @@ for s in $steps; do
             > "$OUT/fla.log" 2>&1; echo "fla rc=$?"; tail -12 "$OUT/fla.log" ;;
     serve)
         # the real server on the GPU, bundled model, over loopback
-        $B/deltaserve --model models/olmo-hybrid-tiny --device cuda --port 18123 --served-model-name olmo-hybrid-tiny \
+        $B/deltaserve serve --model models/olmo-hybrid-tiny --device cuda --port 18123 --served-model-name olmo-hybrid-tiny \
             > "$OUT/serve.log" 2>&1 &
         sp=$!
         for i in $(seq 1 60); do curl -sf localhost:18123/health > /dev/null && break; sleep 0.5; done

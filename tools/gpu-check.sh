@@ -3,14 +3,18 @@
 # one go: build (sm_90 only, for speed), make test-gpu, a short
 # compute-sanitizer memcheck, `deltaserve bench`, and FLA's kernels on the
 # same shapes (tools/bench_fla.py, FLA copied into .scratch/fla).
-# Logs go to $OUT (or the first argument). Used with the device tool; CI has
-# no GPU and never runs this.
+# Logs are written to a scratch folder and packed after every step into one
+# file, OUTDIR/gpu-logs.tgz (the device tool returns only a few files, and
+# whatever a step leaves before a time-out still comes back). Used with the
+# device tool; CI has no GPU and never runs this.
 #   tools/gpu-check.sh OUTDIR [test|bench|fla|memcheck|serve|refs]...
 #   (default: test memcheck bench fla serve)
 set -o pipefail
-OUT=${OUT:-$1}
+DEST=${OUT:-$1}
 [ -n "$1" ] && shift
-mkdir -p "$OUT"
+mkdir -p "$DEST"
+OUT=$(mktemp -d)
+pack() { tar czf "$DEST/gpu-logs.tgz" -C "$OUT" . ; }
 steps=${*:-test memcheck bench fla serve}
 B=build/gpu
 # The GPU machine's image may lack our C libraries' dev packages and nothing
@@ -53,7 +57,7 @@ cat "$OUT/gpu.txt"
 start=$(date +%s)
 ARCH="-gencode arch=compute_90,code=sm_90"
 if ! eval $MK CUARCH=\"$ARCH\" $B/check_gpu > "$OUT/build.log" 2>&1; then
-    echo "BUILD FAILED"; grep -E "error|Error" "$OUT/build.log" | head -30; exit 1
+    echo "BUILD FAILED"; grep -E "error|Error" "$OUT/build.log" | head -30; pack; exit 1
 fi
 # the bench binary: deltaserve, or (when a teammate's half-landed file breaks
 # the full link) a two-line main over the same library
@@ -65,7 +69,9 @@ if ! eval $MK CUARCH=\"$ARCH\" all >> "$OUT/build.log" 2>&1; then
     echo "(deltaserve did not link; bench via $BENCH)"
 fi
 echo "build $(( $(date +%s) - start )) s"
+pack
 for s in $steps; do
+    echo "== $s ($(( $(date +%s) - start )) s)"
     case $s in
     test)
         CK_FORK=no timeout 300 $B/check_gpu > "$OUT/test-gpu.log" 2>&1; echo "check_gpu rc=$?"
@@ -99,5 +105,6 @@ for s in $steps; do
         PYTHONUNBUFFERED=1 timeout 200 python3 tools/make_fixtures.py --bundled-refs --out "$OUT" \
             > "$OUT/refs.log" 2>&1; echo "refs rc=$?"; tail -3 "$OUT/refs.log" ;;
     esac
+    pack
 done
 echo "total $(( $(date +%s) - start )) s"

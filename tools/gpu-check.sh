@@ -78,8 +78,8 @@ for s in $steps; do
         grep -E "^[0-9]+%|Failure|Error|error" "$OUT/test-gpu.log" | head -40
         grep -E "rows |NaN" "$OUT/test-gpu.log" | head -20 ;;
     memcheck)
-        CK_RUN_CASE=kernels CK_FORK=no timeout 240 compute-sanitizer --tool memcheck --print-limit 20 \
-            $B/check_gpu > "$OUT/memcheck.log" 2>&1; echo "memcheck(kernels) rc=$?"
+        DS_GPU_QUICK=1 CK_FORK=no timeout 150 compute-sanitizer --tool memcheck --print-limit 20 \
+            $B/check_gpu > "$OUT/memcheck.log" 2>&1; echo "memcheck(all suites, quick shapes) rc=$?"
         grep -E "ERROR SUMMARY|Invalid|^[0-9]+%" "$OUT/memcheck.log" | head -10 ;;
     bench)
         timeout 240 $BENCH --iters 20 --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"

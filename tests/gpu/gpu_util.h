@@ -24,7 +24,8 @@ void gu_sync(void);
 
 /* 1 when built against tools/cuda-emu (the CPU emulator, run in CI): tests
  * shrink their largest shape sweeps there, since the emulator runs every
- * CUDA thread as a fiber. The real-GPU run keeps the full sweeps. */
+ * CUDA thread as a fiber. The real-GPU run keeps the full sweeps, except
+ * with DS_GPU_QUICK=1 (compute-sanitizer runs, which are as slow). */
 int gu_emulated(void);
 
 void gu_seed(uint64_t s);
@@ -58,5 +59,9 @@ double gu_rel_err_rows(const float *a, int la, const float *ref, int lr, int row
 Suite *gpu_kernels_suite(void);
 Suite *gpu_attn_suite(void);
 Suite *gpu_model_suite(void);
+Suite *gpu_chunk_suite(void);
+Suite *gpu_sample_suite(void);
+TCase *gpu_sample_sched_tcase(void); /* check_gpu_sample_sched.c, in gpu_sample */
+Suite *gpu_spec_suite(void);
 
 #endif

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "scheduler/sched.h"
 
@@ -66,6 +67,7 @@ int sched_memplan_compute(const struct cfg_model *c, size_t budget_bytes, int bl
     out->used_bytes = blocks * kvb + slots * slb;
     size_t at_max = blocks / per_max;
     out->max_seqs_at_max_len = (int)(at_max < slots ? at_max : slots);
+    out->num_spec_slots = out->spec_seqs = out->spec_tokens = 0; /* sched_memplan_add_spec */
     return 0;
 }
 
@@ -78,6 +80,10 @@ void sched_memplan_describe(const struct sched_memplan *p, char *buf, size_t len
              p->num_state_slots, (double)p->num_state_slots * p->slot_bytes / 1048576.0,
              p->max_seqs_at_max_len, p->max_model_len, p->used_bytes / 1048576.0,
              p->budget_bytes / 1048576.0);
+    size_t n = strlen(buf);
+    if (p->num_spec_slots > 0 && n < len) /* sched_memplan_add_spec */
+        snprintf(buf + n, len - n, "; %d of the slots for speculation (%d per verifying sequence, %d at once)",
+                 p->num_spec_slots, 1 + p->spec_tokens, p->spec_seqs);
 }
 
 size_t sched_memplan_gpu_budget(size_t total_bytes, size_t used_bytes, double utilization)

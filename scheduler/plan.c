@@ -197,6 +197,11 @@ static int plan_drafts(struct sched *s, struct sched_seq *q, int budget, int row
     int k = s->cfg.num_speculative_tokens;
     if (k <= 0) return 0;
     if (k > SPEC_MAX_TOKENS) k = SPEC_MAX_TOKENS;
+    if (s->cfg.spec_disable_by_batch_size > 0 && s->num_running > s->cfg.spec_disable_by_batch_size)
+        return 0;
+    /* adaptive length: 0 while this sequence's drafts are not worth verifying */
+    k = spec_adapt_limit(&q->adapt, k, s->cfg.spec_min_acceptance, s->cfg.spec_probe_interval);
+    if (k <= 0) return 0;
     const struct sched_req_impl *im = q->r->impl;
     int left = im->max_tokens - q->num_generated - 1; /* the bonus token is the last */
     if (k > left) k = left;

@@ -31,7 +31,11 @@ void sched_config_init(struct sched_config *c)
     c->max_queued = 1024;
     c->log_requests = true;
     c->max_failed_steps = 8;
+    c->spec_min_acceptance = SPEC_MIN_ACCEPT_DEFAULT;
 }
+
+_Static_assert(sizeof(((struct sched_stats *)0)->spec_accepted_per_pos) == SPEC_MAX_TOKENS * sizeof(uint64_t),
+               "spec_accepted_per_pos must have SPEC_MAX_TOKENS entries");
 
 static uint64_t mix64(uint64_t z)
 {
@@ -58,6 +62,7 @@ struct sched *sched_create(const struct sched_config *c, char *err, size_t errle
     s->engine_idle = true;
     if (!c->eng || !c->eng->cfg) FAIL("scheduler needs an engine");
     s->cfg = *c;
+    s->stats.spec_num_positions = c->num_speculative_tokens; /* /metrics shows the spec families from the start */
     s->mc = c->eng->cfg;
     s->vocab = s->mc->vocab_size;
     s->block_size = c->eng->mem.block_size;
@@ -383,6 +388,9 @@ static void publish_stats(struct sched *s)
     st->batched_tokens_total = s->st_batched;
     st->spec_draft_tokens_total = s->st_spec_draft;
     st->spec_accepted_tokens_total = s->st_spec_accept;
+    st->spec_drafts_total = s->st_spec_rows;
+    st->spec_num_positions = s->cfg.num_speculative_tokens;
+    memcpy(st->spec_accepted_per_pos, s->st_spec_pos, sizeof(st->spec_accepted_per_pos));
     pthread_mutex_unlock(&s->stats_mu);
 }
 

@@ -12,7 +12,7 @@
  *          sched_request_set_notify, sched_request_detach, sched_request_drain,
  *          sched_request_wait, sched_delta_fini, sched_finish_str,
  *          sched_memplan_compute, sched_memplan_describe,
- *          sched_memplan_gpu_budget, SCHED_DEFAULT_KV_CACHE_MEMORY
+ *          sched_memplan_gpu_budget, sched_memplan_add_spec, SCHED_DEFAULT_KV_CACHE_MEMORY
  *
  * Threads. Three kinds of caller:
  *   main thread:  sched_create / sched_start / sched_stop / sched_destroy,
@@ -108,6 +108,17 @@ struct sched_config {
      * same RNG key and accepts while its token equals the draft). */
     int num_speculative_tokens;
     int ngram_min, ngram_max;
+    /* Adaptive draft length (scheduler/spec.h struct spec_adapt): a draft
+     * token is proposed only while its estimated acceptance probability is
+     * at least spec_min_acceptance (default SPEC_MIN_ACCEPT_DEFAULT = 0.1;
+     * 0 = always num_speculative_tokens drafts); a sequence whose drafts keep
+     * failing decodes plainly for up to spec_probe_interval steps (default
+     * 64; 0 = default) between probes. */
+    double spec_min_acceptance;
+    int spec_probe_interval;
+    /* vLLM's speculative_disable_by_batch_size: no drafts in a step that
+     * starts with more than this many running sequences (0 = no limit). */
+    int spec_disable_by_batch_size;
 };
 
 /* Defaults for the fields above; eng/tok are left NULL. */
@@ -314,6 +325,9 @@ struct sched_stats {
     uint64_t batched_tokens_total;   /* tokens run through the engine (incl. recompute) */
     uint64_t spec_draft_tokens_total;   /* drafts verified */
     uint64_t spec_accepted_tokens_total;/* drafts accepted (emitted as proposed) */
+    uint64_t spec_drafts_total;         /* verify rows (sequences that drafted, per step) */
+    int spec_num_positions;             /* num_speculative_tokens (0: speculation off) */
+    uint64_t spec_accepted_per_pos[16]; /* [SPEC_MAX_TOKENS] drafts accepted at position i */
 };
 /* Any thread; never blocks on a step. */
 void sched_get_stats(const struct sched *s, struct sched_stats *out);
@@ -330,6 +344,10 @@ struct sched_memplan {
     size_t budget_bytes;             /* what the plan was given */
     size_t used_bytes;               /* blocks * kv_block_bytes + slots * slot_bytes */
     int max_seqs_at_max_len;         /* concurrent sequences of max_model_len tokens */
+    /* speculation (sched_memplan_add_spec; 0 when off): num_spec_slots of
+     * num_state_slots are for verify rows, 1+spec_tokens per verifying
+     * sequence, spec_seqs of them at once */
+    int num_spec_slots, spec_seqs, spec_tokens;
 };
 
 /* Splits budget_bytes between GDN state slots and KV blocks. Slots: one per
@@ -344,6 +362,17 @@ int sched_memplan_compute(const struct cfg_model *c, size_t budget_bytes, int bl
                           size_t errlen);
 /* One line for the startup banner. */
 void sched_memplan_describe(const struct sched_memplan *p, char *buf, size_t len);
+/* Speculative decoding (scheduler/memplan_spec.c): a verifying sequence
+ * holds 1+k state slots for the step besides its own (the state after each
+ * fed token). Adds (1+k) slots for each of up to spec_seqs sequences (at
+ * most the plan's slots), paid from the plan's unused bytes and then from
+ * KV blocks, never more than half of the blocks and always leaving one
+ * max_model_len sequence; fewer sequences when that does not allow all.
+ * Returns the number of sequences provided for (0 when k <= 0 or
+ * spec_seqs <= 0: the plan is unchanged); -ENOSPC with err set when not
+ * even one fits (the plan is unchanged; speculation then only uses slots
+ * that happen to be free). Main thread. */
+int sched_memplan_add_spec(struct sched_memplan *p, int k, int spec_seqs, char *err, size_t errlen);
 /* GPU budget: utilization * total minus what is already used (weights,
  * workspace, graph pools, other processes), clamped at 0. */
 size_t sched_memplan_gpu_budget(size_t total_bytes, size_t used_bytes, double utilization);

@@ -52,6 +52,7 @@ struct sched_seq {
     int num_draft;
     int32_t spec_draft[SPEC_MAX_TOKENS];
     int32_t spec_slots[SPEC_MAX_TOKENS + 1]; /* state after fed token t; held only within a step */
+    struct spec_adapt adapt;       /* [engine] adaptive draft length (spec.h) */
 };
 
 /* Per-choice outbox (what the HTTP side has not drained yet). */
@@ -174,6 +175,8 @@ struct sched {
     uint64_t st_preempt, st_prompt, st_gen, st_steps, st_batched;
     uint64_t st_finished[5];
     uint64_t st_spec_draft, st_spec_accept;
+    uint64_t st_spec_rows;                  /* verify rows run */
+    uint64_t st_spec_pos[SPEC_MAX_TOKENS];  /* drafts accepted at each position */
 };
 
 /* --- request.c (outbox side, engine thread) --- */

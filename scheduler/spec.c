@@ -6,6 +6,7 @@
 #include "scheduler/spec.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -89,4 +90,76 @@ int spec_sample_verify(const float *p, int vocab, int32_t x, double u_accept,
     }
     *out = last;                        /* rounding at the top end */
     return 0;
+}
+
+/* --- adaptive draft length ----------------------------------------------------- */
+
+static void adapt_start(struct spec_adapt *a, int probe_interval)
+{
+    a->started = true;
+    a->probing = false;
+    a->acc = SPEC_ADAPT_PRIOR_ACC;
+    a->rej = SPEC_ADAPT_PRIOR_REJ;
+    a->off = 0;
+    a->backoff = SPEC_PROBE_FIRST < probe_interval ? SPEC_PROBE_FIRST : probe_interval;
+}
+
+/* Plain decoding for the next backoff steps, then a probe from the prior. */
+static void adapt_go_off(struct spec_adapt *a, int probe_interval)
+{
+    a->off = a->backoff;
+    a->backoff = a->backoff * 2 < probe_interval ? a->backoff * 2 : probe_interval;
+    a->probing = true;
+    a->acc = SPEC_ADAPT_PRIOR_ACC;
+    a->rej = SPEC_ADAPT_PRIOR_REJ;
+}
+
+double spec_adapt_rate(const struct spec_adapt *a)
+{
+    if (!a->started) return (double)SPEC_ADAPT_PRIOR_ACC / (SPEC_ADAPT_PRIOR_ACC + SPEC_ADAPT_PRIOR_REJ);
+    double t = (double)a->acc + (double)a->rej;
+    return t > 0.0 ? (double)a->acc / t : 0.0;
+}
+
+int spec_adapt_limit(struct spec_adapt *a, int k, double min_accept, int probe_interval)
+{
+    if (k <= 0) return 0;
+    if (!(min_accept > 0.0)) return k; /* adaptation off */
+    if (probe_interval <= 0) probe_interval = SPEC_PROBE_INTERVAL_DEFAULT;
+    if (!a->started) adapt_start(a, probe_interval);
+    if (a->off > 0) {
+        a->off--;
+        return 0;
+    }
+    double r = spec_adapt_rate(a);
+    int d;
+    if (r >= 1.0 || min_accept >= 1.0) d = r >= 1.0 ? k : 0;
+    else if (r < min_accept) d = 0;
+    else { /* largest d with r^d >= min_accept (r near 1: any length, clip before the cast) */
+        double x = floor(log(min_accept) / log(r) + 1e-9);
+        d = x >= (double)k ? k : (int)x;
+    }
+    if (d <= 0) {
+        adapt_go_off(a, probe_interval);
+        a->off--; /* this step is the first plain one */
+        return 0;
+    }
+    return d;
+}
+
+void spec_adapt_update(struct spec_adapt *a, int drafted, int accepted, double min_accept,
+                       int probe_interval)
+{
+    if (drafted <= 0 || !(min_accept > 0.0)) return;
+    if (probe_interval <= 0) probe_interval = SPEC_PROBE_INTERVAL_DEFAULT;
+    if (!a->started) adapt_start(a, probe_interval);
+    if (accepted < 0) accepted = 0;
+    if (accepted > drafted) accepted = drafted;
+    a->acc = a->acc * SPEC_ADAPT_DECAY + (float)accepted;
+    a->rej = a->rej * SPEC_ADAPT_DECAY + (accepted < drafted ? 1.0f : 0.0f);
+    if (a->probing) {
+        a->probing = false;
+        if (accepted == 0) adapt_go_off(a, probe_interval);
+        else a->backoff = SPEC_PROBE_FIRST < probe_interval ? SPEC_PROBE_FIRST : probe_interval;
+    }
 }

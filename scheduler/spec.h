@@ -2,7 +2,9 @@
  * prompt-lookup (n-gram) drafter and the acceptance rules.
  *
  * defines: SPEC_NGRAM_MIN_DEFAULT, SPEC_NGRAM_MAX_DEFAULT, spec_cfg_check,
- *          spec_ngram_propose, spec_accept_greedy, spec_sample_verify
+ *          spec_ngram_propose, spec_accept_greedy, spec_sample_verify,
+ *          struct spec_adapt, spec_adapt_limit, spec_adapt_update, spec_adapt_rate,
+ *          SPEC_MIN_ACCEPT_DEFAULT, SPEC_PROBE_INTERVAL_DEFAULT
  *
  * Threads: pure functions on caller-owned arrays; any thread (the scheduler
  * calls them on the engine thread).
@@ -19,6 +21,7 @@
 #ifndef DS_SCHEDULER_SPEC_H
 #define DS_SCHEDULER_SPEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,5 +64,51 @@ int spec_accept_greedy(const int32_t *drafts, int k, const int32_t *target);
  * resampled, -EINVAL for x out of range. The marginal of *out is exactly p. */
 int spec_sample_verify(const float *p, int vocab, int32_t x, double u_accept,
                        double u_resample, int32_t *out);
+
+/* --- adaptive draft length (per sequence) -------------------------------
+ *
+ * A draft token costs verify work whether or not it is accepted, so drafting
+ * on text that does not repeat only slows decoding down. Each sequence keeps
+ * an estimate a of the probability that a draft token is accepted given the
+ * ones before it were: decayed counts of accepted drafts A and rejections R
+ * (a verify that stopped before its last draft is one rejection; one that
+ * accepted everything is none: the run was cut, not refused), a = A/(A+R),
+ * both counts multiplied by SPEC_ADAPT_DECAY before each verify's result is
+ * added, starting from the prior A=2, R=1. Draft t+1 is accepted with
+ * probability about a^(t+1), so a step drafts the largest d <= k with
+ * a^d >= min_accept: min_accept is the price of one draft token in decode
+ * steps (0.1: a draft is worth verifying when it is accepted at least one
+ * time in ten). When even one draft is not worth it (a < min_accept) the
+ * sequence decodes plainly for an off period, then probes again from the
+ * prior; a probe that accepts nothing doubles the off period (4, 8, ... up
+ * to probe_interval steps), one that accepts something resets it to 4.
+ * min_accept <= 0 turns adaptation off (always k drafts, vLLM's behaviour).
+ */
+#define SPEC_MIN_ACCEPT_DEFAULT 0.1
+#define SPEC_PROBE_INTERVAL_DEFAULT 64
+#define SPEC_PROBE_FIRST 4
+#define SPEC_ADAPT_DECAY 0.8f
+#define SPEC_ADAPT_PRIOR_ACC 2.0f
+#define SPEC_ADAPT_PRIOR_REJ 1.0f
+
+/* Per-sequence adaptation state; all zero = fresh (a new sequence). */
+struct spec_adapt {
+    bool started;
+    bool probing;   /* the next verify is a probe after an off period */
+    float acc, rej; /* decayed counts (see above) */
+    int off;        /* decode steps left without drafting */
+    int backoff;    /* length of the next off period */
+};
+
+/* Drafts the sequence may propose this decode step, 0..k (0 = plain
+ * decode). Call once per decode step of the sequence (it counts down the
+ * off period). probe_interval <= 0 means SPEC_PROBE_INTERVAL_DEFAULT. */
+int spec_adapt_limit(struct spec_adapt *a, int k, double min_accept, int probe_interval);
+/* Records one verify: drafted > 0 drafts were verified, accepted of them
+ * (0..drafted) were emitted as proposed. Nothing for drafted <= 0. */
+void spec_adapt_update(struct spec_adapt *a, int drafted, int accepted, double min_accept,
+                       int probe_interval);
+/* The current estimate of the per-draft acceptance probability. */
+double spec_adapt_rate(const struct spec_adapt *a);
 
 #endif

@@ -336,18 +336,23 @@ static void on_plp_row(struct sched *s, struct sched_seq *q, int pos, const floa
 static void on_verify_row(struct sched *s, struct sched_seq *q, const float *lg)
 {
     const int d = q->num_draft;
-    int e = 0;
+    int e = 0, acc = 0; /* tokens emitted; drafts emitted as proposed */
     for (int t = 0; t <= d; t++) {
         struct samp_result res;
         int rc = job_sample(s, s->samp, q, lg + (size_t)t * (size_t)s->vocab, &res);
         job_apply(s, q, rc, &res);
         e++;
+        bool hit = rc >= 0 && t < d && res.token == q->spec_draft[t];
+        if (hit) acc++;
         if (q->state != SEQ_RUNNING) break; /* finished: its slots are already freed */
-        if (t == d || res.token != q->spec_draft[t]) break;
+        if (!hit) break;
     }
+    s->st_spec_rows++;
     s->st_spec_draft += (uint64_t)d;
-    s->st_spec_accept += (uint64_t)(e - 1);
+    s->st_spec_accept += (uint64_t)acc;
+    for (int t = 0; t < acc; t++) s->st_spec_pos[t]++;
     if (q->state != SEQ_RUNNING) return;
+    spec_adapt_update(&q->adapt, d, acc, s->cfg.spec_min_acceptance, s->cfg.spec_probe_interval);
     int keep = q->spec_slots[e - 1];
     slot_free(&s->slots, q->slot);
     for (int t = 0; t <= d; t++)

@@ -59,6 +59,9 @@ static const struct arg_opt g_opts[] = {
     OPT_E("speculative", speculative, "ngram|off", "speculative draft method: ngram (prompt lookup; default) or off"),
     OPT_I("ngram-min", ngram_min, 1, SPEC_MAX_NGRAM, "smallest n-gram the drafter matches (default 5, at most --ngram-max)"),
     OPT_I("ngram-max", ngram_max, 1, SPEC_MAX_NGRAM, "largest n-gram the drafter matches (default 5, at least --ngram-min)"),
+    OPT_F("spec-min-acceptance", spec_min_acceptance, 0, 1, "adaptive drafts: propose a draft only while its estimated acceptance is at least this (default 0.1; 0 = always k)"),
+    OPT_I("spec-probe-interval", spec_probe_interval, 1, 1 << 20, "adaptive drafts: longest plain-decode run before drafting is retried (default 64)"),
+    OPT_I("speculative-disable-by-batch-size", spec_disable_by_batch_size, 0, 1 << 20, "no drafts while more sequences than this run (default 0 = no limit)"),
 };
 #define N_OPTS (sizeof g_opts / sizeof g_opts[0])
 
@@ -82,6 +85,8 @@ void srv_args_defaults(struct srv_args *a)
     a->http_threads = 4;
     a->max_logprobs = 20;
     snprintf(a->speculative, sizeof a->speculative, "ngram");
+    a->spec_min_acceptance = SPEC_MIN_ACCEPT_DEFAULT;
+    a->spec_probe_interval = SPEC_PROBE_INTERVAL_DEFAULT;
 }
 
 /* "max_num_seqs" and "max-num-seqs" name the same setting. */

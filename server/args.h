@@ -57,6 +57,9 @@ struct srv_args {
     int num_speculative_tokens;     /* n-gram speculation drafts per step (0 = off) */
     char speculative[8];            /* ngram | off: the draft method (ngram, the only one, by default) */
     int ngram_min, ngram_max;       /* n-gram sizes; 0 = unset, resolved at parse (default 5) */
+    double spec_min_acceptance;     /* adaptive draft length threshold (0 = fixed k; default 0.1) */
+    int spec_probe_interval;        /* longest off period before re-probing (default 64) */
+    int spec_disable_by_batch_size; /* no drafts above this many running sequences (0 = no limit) */
 };
 
 enum arg_type { ARG_STR, ARG_INT, ARG_I64, ARG_F64, ARG_BOOL, ARG_SIZE, ARG_ENUM };

@@ -107,6 +107,13 @@ int srv_model_load(struct srv_model *m, const struct srv_args *a, struct srv_app
                  m->cfg.max_position_embeddings);
     const struct eng_backend_ops *ops = NULL;
     if (plan_memory(m, a, max_len, &ops, err, errlen)) goto fail;
+    if (!strcmp(a->speculative, "ngram") && a->num_speculative_tokens > 0) {
+        /* verify rows hold 1+k extra state slots each (scheduler/memplan_spec.c) */
+        int spec_seqs = a->spec_disable_by_batch_size > 0 && a->spec_disable_by_batch_size < a->max_num_seqs
+                            ? a->spec_disable_by_batch_size : a->max_num_seqs;
+        if (sched_memplan_add_spec(&m->plan, a->num_speculative_tokens, spec_seqs, e2, sizeof e2) < 0)
+            LOG_WARN("%s", e2);
+    }
     struct eng_memory mem = {m->plan.num_kv_blocks, m->plan.block_size, m->plan.num_state_slots};
     m->eng = eng_create(&m->cfg, &m->w, ops, &mem, e2, sizeof e2);
     if (!m->eng) {
@@ -136,6 +143,9 @@ int srv_model_load(struct srv_model *m, const struct srv_args *a, struct srv_app
         sc.num_speculative_tokens = a->num_speculative_tokens;
         sc.ngram_min = a->ngram_min;
         sc.ngram_max = a->ngram_max;
+        sc.spec_min_acceptance = a->spec_min_acceptance;
+        sc.spec_probe_interval = a->spec_probe_interval;
+        sc.spec_disable_by_batch_size = a->spec_disable_by_batch_size;
     }
     sc.on_fatal = srv_on_engine_fatal; /* unusable device: exit non-zero (serve.c) */
     m->sched = sched_create(&sc, e2, sizeof e2);

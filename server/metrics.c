@@ -255,7 +255,17 @@ void metrics_from_sched_stats(const struct sched_stats *st, struct metrics_gauge
     g->preemptions_total = st->preemptions_total;
     for (int i = 0; i < METRICS_FINISH_COUNT; i++)
         g->success_total[i] = st->requests_finished[SCHED_FINISH_STOP + i];
+    int k = st->spec_num_positions;
+    g->spec_num_positions = k < 0 ? 0 : k > METRICS_SPEC_MAX_POS ? METRICS_SPEC_MAX_POS : k;
+    g->spec_drafts_total = st->spec_drafts_total;
+    g->spec_draft_tokens_total = st->spec_draft_tokens_total;
+    g->spec_accepted_tokens_total = st->spec_accepted_tokens_total;
+    for (int i = 0; i < g->spec_num_positions; i++) g->spec_accepted_per_pos[i] = st->spec_accepted_per_pos[i];
 }
+
+_Static_assert(sizeof(((struct sched_stats *)0)->spec_accepted_per_pos) ==
+                   METRICS_SPEC_MAX_POS * sizeof(uint64_t),
+               "METRICS_SPEC_MAX_POS out of step with the scheduler");
 
 /* --- rendering ------------------------------------------------------------- */
 
@@ -395,6 +405,27 @@ char *metrics_render(size_t *len)
     header(&b, "num_preemptions_total", "Cumulative number of preemption from the engine.", "counter");
     buf_printf(&b, "deltaserve:num_preemptions_total{model_name=\"%s\"} %llu\n", L,
                (unsigned long long)preempt);
+
+    if (g.has_totals && g.spec_num_positions > 0) {
+        /* vLLM's SpecDecodingProm names and help texts */
+        header(&b, "spec_decode_num_drafts_total", "Number of spec decoding drafts.", "counter");
+        buf_printf(&b, "deltaserve:spec_decode_num_drafts_total{model_name=\"%s\"} %llu\n", L,
+                   (unsigned long long)g.spec_drafts_total);
+        header(&b, "spec_decode_num_draft_tokens_total", "Number of draft tokens.", "counter");
+        buf_printf(&b, "deltaserve:spec_decode_num_draft_tokens_total{model_name=\"%s\"} %llu\n", L,
+                   (unsigned long long)g.spec_draft_tokens_total);
+        header(&b, "spec_decode_num_accepted_tokens_total", "Number of accepted tokens.", "counter");
+        buf_printf(&b, "deltaserve:spec_decode_num_accepted_tokens_total{model_name=\"%s\"} %llu\n", L,
+                   (unsigned long long)g.spec_accepted_tokens_total);
+        header(&b, "spec_decode_num_accepted_tokens_per_pos_total", "Accepted tokens per draft position.",
+               "counter");
+        int np = g.spec_num_positions > METRICS_SPEC_MAX_POS ? METRICS_SPEC_MAX_POS : g.spec_num_positions;
+        for (int i = 0; i < np; i++)
+            buf_printf(&b,
+                       "deltaserve:spec_decode_num_accepted_tokens_per_pos_total{model_name=\"%s\","
+                       "position=\"%d\"} %llu\n",
+                       L, i, (unsigned long long)g.spec_accepted_per_pos[i]);
+    }
 
     for (int i = 0; i < H_COUNT; i++) render_hist(&b, &r->hist[i], L);
 

@@ -14,7 +14,10 @@
  *               kv_cache_usage_perc (0..1), gdn_state_slots_used
  *   counters    deltaserve:prompt_tokens_total, generation_tokens_total,
  *               request_success_total{finished_reason="stop|length|abort"},
- *               num_preemptions_total
+ *               num_preemptions_total; with speculation configured:
+ *               spec_decode_num_drafts_total, spec_decode_num_draft_tokens_total,
+ *               spec_decode_num_accepted_tokens_total,
+ *               spec_decode_num_accepted_tokens_per_pos_total{position="i"}
  *   histograms  deltaserve:time_to_first_token_seconds,
  *               inter_token_latency_seconds, e2e_request_latency_seconds,
  *               request_queue_time_seconds (vLLM's bucket boundaries)
@@ -60,6 +63,9 @@ enum metrics_finish {
     METRICS_FINISH_COUNT
 };
 
+/* Positions of spec_decode_num_accepted_tokens_per_pos at most (SPEC_MAX_TOKENS). */
+#define METRICS_SPEC_MAX_POS 16
+
 /* A snapshot of the scheduler's gauges. */
 struct metrics_gauges {
     int64_t num_requests_running; /* requests in the running batch */
@@ -75,6 +81,16 @@ struct metrics_gauges {
     uint64_t generation_tokens_total;
     uint64_t preemptions_total;
     uint64_t success_total[METRICS_FINISH_COUNT]; /* by enum metrics_finish */
+    /* Speculative decoding totals (pull only, with has_totals): rendered
+     * when spec_num_positions > 0 (speculation configured), as vLLM does:
+     * spec_decode_num_drafts_total (verify rows), _num_draft_tokens_total,
+     * _num_accepted_tokens_total and
+     * _num_accepted_tokens_per_pos_total{position="0".."k-1"}. */
+    int spec_num_positions;       /* k; 0 = no speculative metrics */
+    uint64_t spec_drafts_total;
+    uint64_t spec_draft_tokens_total;
+    uint64_t spec_accepted_tokens_total;
+    uint64_t spec_accepted_per_pos[METRICS_SPEC_MAX_POS];
 };
 
 /* Pull callback: fill *out; return 0, or a negative value if no snapshot is

@@ -13,8 +13,11 @@ cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null;
 trap cleanup EXIT
 [ -x "$BIN" ] || { echo "metrics.sh: $BIN not built"; exit 1; }
 
+# run 1: plain decoding (no spec_decode_* families); run 2: n-gram
+# speculation (the spec_decode_* counters and their consistency).
+start() {
 "$BIN" serve --model "$MODEL" --served-model-name "$NAME" --host 127.0.0.1 --port 0 \
-    --device cpu --threads 2 --max-model-len 256 --log-level info >"$T/log" 2>&1 &
+    --device cpu --threads 2 --max-model-len 256 --log-level info "$@" >"$T/log" 2>&1 &
 PID=$!
 # --port 0: the server picks a free port and logs it ("listening on http://127.0.0.1:PORT").
 PORT=""
@@ -33,7 +36,14 @@ for _ in $(seq 300); do
 done
 [ "${code:-}" = 200 ] || { echo "metrics.sh: /health never 200"; cat "$T/log"; exit 1; }
 
+}
+start
 node tests/e2e/metrics_check.mjs "http://127.0.0.1:$PORT" "$NAME"
 rc=$?
-[ $rc = 0 ] || { echo "--- server log"; tail -40 "$T/log"; }
+[ $rc = 0 ] || { echo "--- server log"; tail -40 "$T/log"; exit $rc; }
+kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
+start --speculative ngram --num-speculative-tokens 4 --ngram-min 1 --ngram-max 3 --spec-min-acceptance 0
+node tests/e2e/metrics_check.mjs "http://127.0.0.1:$PORT" "$NAME" spec=4
+rc=$?
+[ $rc = 0 ] || { echo "--- server log (speculative)"; tail -40 "$T/log"; }
 exit $rc

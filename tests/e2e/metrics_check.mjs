@@ -10,11 +10,16 @@
 // the responses' usage says (so nothing is counted twice or missed), and the
 // gauges return to 0 when the server is idle.
 
-const [base, model] = process.argv.slice(2);
+const [base, model, specArg] = process.argv.slice(2);
 if (!base || !model) {
-  console.error("usage: metrics_check.mjs BASE_URL MODEL");
+  console.error("usage: metrics_check.mjs BASE_URL MODEL [spec=K]");
   process.exit(2);
 }
+// spec=K: the server runs with --num-speculative-tokens K; the four vLLM
+// spec_decode_* counters must exist (K position samples) and stay
+// consistent (accepted <= draft tokens <= K * drafts, per-position counts
+// non-increasing and summing to accepted). Without it they must be absent.
+const specK = specArg && /^spec=\d+$/.test(specArg) ? Number(specArg.slice(5)) : 0;
 let pass = 0, fail = 0;
 function ok(cond, what, detail = "") {
   if (cond) { pass++; console.log(`ok   ${what}`); }
@@ -173,11 +178,23 @@ ok(before.samples.every((s) => s.labels.model_name === model), `every sample has
 for (const r of ["stop", "length", "abort", "error"])
   ok(before.samples.some((s) => s.name === "deltaserve:request_success_total" && s.labels.finished_reason === r), `request_success_total{finished_reason="${r}"} exists before any request`);
 
-// Two plain completions and one streamed chat completion, greedy.
+const SPEC = ["spec_decode_num_drafts_total", "spec_decode_num_draft_tokens_total", "spec_decode_num_accepted_tokens_total", "spec_decode_num_accepted_tokens_per_pos_total"].map((f) => `deltaserve:${f}`);
+const PERPOS = SPEC[3];
+if (specK > 0) {
+  for (const f of SPEC) ok(before.families.get(f)?.type === "counter", `family ${f} is a counter (speculation on)`);
+  const pos = before.samples.filter((s) => s.name === PERPOS).map((s) => s.labels.position);
+  ok(JSON.stringify(pos) === JSON.stringify([...Array(specK).keys()].map(String)), `${PERPOS} has position="0".."${specK - 1}"`, JSON.stringify(pos));
+} else {
+  ok(SPEC.every((f) => !before.families.has(f)), "no spec_decode_* families without speculation");
+}
+
+// Two plain completions and one streamed chat completion, greedy (with
+// speculation, a prompt that repeats so the drafter has matches).
 const usage = [];
 const reasons = [];
-for (const [i, maxTokens] of [[0, 5], [1, 3]]) {
-  const r = await post("/v1/completions", { model, prompt: `metrics test ${i} the quick brown fox`, max_tokens: maxTokens, temperature: 0 });
+for (const [i, maxTokens] of specK > 0 ? [[0, 24], [1, 16]] : [[0, 5], [1, 3]]) {
+  const prompt = specK > 0 ? `one two three four one two three four one two three four ${i}` : `metrics test ${i} the quick brown fox`;
+  const r = await post("/v1/completions", { model, prompt, max_tokens: maxTokens, temperature: 0 });
   const j = await r.json();
   ok(r.status === 200 && j.usage, `completion ${i}: 200 with usage`, JSON.stringify(j).slice(0, 200));
   if (j.usage) { usage.push(j.usage); reasons.push(j.choices[0].finish_reason); }
@@ -222,6 +239,18 @@ ok(d("deltaserve:e2e_request_latency_seconds_sum") > 0, "e2e_request_latency_sec
 ok(d("deltaserve:e2e_request_latency_seconds_sum") >= d("deltaserve:time_to_first_token_seconds_sum"), "e2e latency sum >= TTFT sum");
 for (const g of ["num_requests_running", "num_requests_waiting", "gdn_state_slots_used", "kv_cache_usage_perc"])
   ok(val(after, `deltaserve:${g}`) === 0, `idle: ${g} == 0`, `is ${val(after, `deltaserve:${g}`)}`);
+
+if (specK > 0) {
+  const drafts = d(SPEC[0]), dtok = d(SPEC[1]), acc = d(SPEC[2]);
+  const per = [...Array(specK).keys()].map((i) => d(PERPOS, { position: String(i) }));
+  console.log(`spec: ${drafts} drafts, ${dtok} draft tokens, ${acc} accepted, per position ${JSON.stringify(per)}`);
+  ok(drafts > 0, "spec_decode_num_drafts_total grew (the drafter found matches)", `moved by ${drafts}`);
+  ok(drafts <= dtok && dtok <= specK * drafts, `drafts <= draft tokens <= ${specK} * drafts`, `${drafts}, ${dtok}`);
+  ok(acc <= dtok, "accepted tokens <= draft tokens", `${acc} > ${dtok}`);
+  ok(per.reduce((a, v) => a + v, 0) === acc, "per-position accepted counts sum to accepted tokens", JSON.stringify(per));
+  ok(per.every((v, i) => i === 0 || v <= per[i - 1]) && per[0] <= drafts, "per-position counts never grow with the position");
+  ok(acc <= genSum, "accepted tokens <= generated tokens");
+}
 
 console.log(`metrics_check: ${pass} passed, ${fail} failed`);
 process.exit(fail ? 1 : 0);

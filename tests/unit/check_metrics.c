@@ -19,6 +19,8 @@
 
 #include "scheduler/sched.h"
 #include "server/metrics.h"
+#include "tests/unit/util_fake_engine.h"
+#include "tests/unit/util_sched.h"
 
 /* --- strict exposition parser ------------------------------------------------ */
 
@@ -600,6 +602,102 @@ START_TEST(test_sched_stats_mapping)
 }
 END_TEST
 
+/* Speculative decoding counters (vLLM's spec_decode_* names) from a real
+ * speculative scheduler run on the fake engine: present only when
+ * speculation is configured, one per_pos sample per position, and
+ * consistent: accepted <= draft tokens <= k * drafts, the per-position
+ * counts sum to accepted and never grow with the position. */
+START_TEST(test_spec_decode_metrics)
+{
+    ck_assert_int_eq(metrics_init("m"), 0);
+    struct sched_stats st;
+    memset(&st, 0, sizeof(st));
+    metrics_set_gauge_source(pull_sched_stats, &st);
+    render_parse(&P);
+    ck_assert_int_eq(P.nfams, 12); /* speculation off: no spec_decode families */
+    ck_assert(isnan(pval(&P, "deltaserve:spec_decode_num_drafts_total", NULL, NULL)));
+
+    enum { K = 4, PL = 12, MT = 160 };
+    int eos = 63;
+    struct engine *e = fake_engine_create(64, &eos, 1, 512, 64, 16, 16);
+    ck_assert_ptr_nonnull(e);
+    fake_engine_set_markov_from(e, PL + 40); /* repeats after 40 tokens: drafts get accepted */
+    struct sched_config c;
+    sched_config_init(&c);
+    c.eng = e;
+    c.max_num_seqs = 2;
+    c.max_num_batched_tokens = 64;
+    c.max_model_len = 512;
+    c.default_seed = 1;
+    c.log_requests = false;
+    c.num_speculative_tokens = K;
+    c.ngram_min = 1;
+    c.ngram_max = 2;
+    char err[256];
+    struct sched *s = sched_create(&c, err, sizeof err);
+    ck_assert_msg(s != NULL, "%s", err);
+    struct sched_request *rq[2];
+    struct ts_out o[2];
+    int32_t prompt[2][PL];
+    for (int r = 0; r < 2; r++) {
+        for (int i = 0; i < PL; i++) prompt[r][i] = (int32_t)((i * 37 + r * 11 + 5) % 63);
+        struct sched_params p;
+        ts_params(&p, prompt[r], PL, MT);
+        p.ignore_eos = true;
+        rq[r] = sched_request_create(&p);
+        ck_assert_msg(sched_submit(s, rq[r], err, sizeof err) == 0, "%s", err);
+        memset(&o[r], 0, sizeof o[r]);
+    }
+    ts_run_sync(s, e, rq, o, 2, 10000);
+    sched_get_stats(s, &st);
+    render_parse(&P);
+    ck_assert_int_eq(P.nfams, 16);
+    static const char *const fams[] = {"spec_decode_num_drafts_total", "spec_decode_num_draft_tokens_total",
+                                       "spec_decode_num_accepted_tokens_total",
+                                       "spec_decode_num_accepted_tokens_per_pos_total"};
+    char n[128];
+    for (int i = 0; i < 4; i++) {
+        snprintf(n, sizeof(n), "deltaserve:%s", fams[i]);
+        ck_assert_str_eq(ptype(&P, n), "counter");
+    }
+    double drafts = pval(&P, "deltaserve:spec_decode_num_drafts_total", NULL, NULL);
+    double dtok = pval(&P, "deltaserve:spec_decode_num_draft_tokens_total", NULL, NULL);
+    double acc = pval(&P, "deltaserve:spec_decode_num_accepted_tokens_total", NULL, NULL);
+    ck_assert(drafts == (double)st.spec_drafts_total && dtok == (double)st.spec_draft_tokens_total &&
+              acc == (double)st.spec_accepted_tokens_total);
+    ck_assert(drafts > 0 && acc > 0);
+    ck_assert(acc <= dtok && dtok <= K * drafts && drafts <= dtok);
+    double sum = 0, prev = INFINITY;
+    int npos = 0;
+    for (int i = 0; i < P.nsamples; i++)
+        if (!strcmp(P.s[i].name, "deltaserve:spec_decode_num_accepted_tokens_per_pos_total")) npos++;
+    ck_assert_int_eq(npos, K);
+    for (int i = 0; i < K; i++) {
+        char pos[8];
+        snprintf(pos, sizeof pos, "%d", i);
+        double v = pval(&P, "deltaserve:spec_decode_num_accepted_tokens_per_pos_total", "position", pos);
+        ck_assert(!isnan(v));
+        ck_assert(v <= prev); /* a draft is accepted only after every one before it */
+        ck_assert(v <= drafts);
+        prev = v;
+        sum += v;
+    }
+    ck_assert(sum == acc);
+    /* every generated token: one per verify row or decode, plus the accepted drafts */
+    ck_assert(pval(&P, "deltaserve:generation_tokens_total", NULL, NULL) == 2.0 * MT);
+    fprintf(stderr, "spec metrics: %.0f drafts, %.0f draft tokens, %.0f accepted, position 0: %.0f\n", drafts,
+            dtok, acc, pval(&P, "deltaserve:spec_decode_num_accepted_tokens_per_pos_total", "position", "0"));
+    metrics_set_gauge_source(NULL, NULL);
+    for (int r = 0; r < 2; r++) {
+        ts_out_fini(&o[r]);
+        sched_request_release(rq[r]);
+    }
+    sched_destroy(s);
+    fake_engine_destroy(e);
+    metrics_fini();
+}
+END_TEST
+
 START_TEST(test_label_escaping)
 {
     const char *name = "my \"model\"\\v1\nx";
@@ -759,6 +857,7 @@ Suite *metrics_suite(void)
     tcase_add_test(tc, test_counters);
     tcase_add_test(tc, test_gauges_push_and_pull);
     tcase_add_test(tc, test_sched_stats_mapping);
+    tcase_add_test(tc, test_spec_decode_metrics);
     tcase_add_test(tc, test_label_escaping);
     tcase_add_test(tc, test_parser_rejects);
     suite_add_tcase(s, tc);

@@ -14,6 +14,7 @@ struct fake {
     int32_t *slot_count;     /* [num_slots] tokens absorbed */
     int errors, forwards;
     char msg[256];
+    int markov_from;         /* rows at positions >= this depend on the last token only */
 };
 
 static uint64_t mix(uint64_t z)
@@ -46,6 +47,11 @@ void fake_engine_logits(int vocab, const int32_t *hist, int n, float *out)
     logits_from_hash(vocab, h, out);
 }
 
+void fake_engine_markov_logits(int vocab, int32_t tok, float *out)
+{
+    logits_from_hash(vocab, mix(HASH0 ^ (uint64_t)(uint32_t)tok), out);
+}
+
 static void fail(struct fake *f, const char *fmt, int a, int b, int c)
 {
     if (f->errors++ == 0) snprintf(f->msg, sizeof f->msg, fmt, a, b, c);
@@ -64,6 +70,10 @@ static int fake_forward(struct engine *e, const struct eng_batch *b, float *logi
         int q0 = b->query_start[i], q1 = b->query_start[i + 1];
         int cl = b->cache_len[i], s = b->state_slot[i];
         const int32_t *bt = b->block_table + (size_t)i * b->max_blocks;
+        /* verify rows: snap[t] receives the slot after token t (engine.h) */
+        const int32_t *snap = NULL;
+        if (i >= b->num_decode && i < b->num_decode + b->num_verify)
+            snap = b->spec_slots + (size_t)(i - b->num_decode) * (size_t)(b->max_spec + 1);
         if (cl == 0) { /* has_initial_state false: the slot reads as zeros */
             f->slot_hash[s] = HASH0;
             f->slot_count[s] = 0;
@@ -85,8 +95,13 @@ static int fake_forward(struct engine *e, const struct eng_batch *b, float *logi
                 }
                 if (h != f->slot_hash[s])
                     fail(f, "KV history disagrees with slot %d at position %d (seq %d)", s, pos, i);
-                logits_from_hash(V, h, logits + (size_t)lr * V);
+                if (pos >= f->markov_from) fake_engine_markov_logits(V, b->tokens[t], logits + (size_t)lr * V);
+                else logits_from_hash(V, h, logits + (size_t)lr * V);
                 lr++;
+            }
+            if (snap) {
+                f->slot_hash[snap[t - q0]] = f->slot_hash[s];
+                f->slot_count[snap[t - q0]] = f->slot_count[s];
             }
         }
     }
@@ -130,6 +145,7 @@ struct engine *fake_engine_create(int vocab, const int *eos, int neos, int max_p
     f->cfg.max_position_embeddings = max_pos;
     f->cfg.num_eos = neos;
     for (int i = 0; i < neos && i < CFG_MAX_EOS; i++) f->cfg.eos_ids[i] = eos[i];
+    f->markov_from = 0x7fffffff;
     f->cfg.bos_token_id = -1;
     f->cfg.pad_token_id = -1;
     f->kv = malloc(sizeof(int32_t) * (size_t)num_blocks * (size_t)block_size);
@@ -169,3 +185,4 @@ void fake_engine_destroy(struct engine *e)
 int fake_engine_errors(const struct engine *e) { return ((const struct fake *)e->impl)->errors; }
 const char *fake_engine_error_msg(const struct engine *e) { return ((const struct fake *)e->impl)->msg; }
 int fake_engine_forwards(const struct engine *e) { return ((const struct fake *)e->impl)->forwards; }
+void fake_engine_set_markov_from(struct engine *e, int pos) { ((struct fake *)e->impl)->markov_from = pos; }

@@ -2,7 +2,8 @@
  * policy tests (the one allowed stand-in, STYLE.md).
  *
  * defines: fake_engine_create, fake_engine_destroy, fake_engine_errors,
- *          fake_engine_error_msg, fake_engine_forwards
+ *          fake_engine_error_msg, fake_engine_forwards, fake_engine_set_markov_from,
+ *          fake_engine_markov_logits
  *
  * It implements struct eng_backend_ops for real: every token is written into
  * its KV block cell, every GDN slot holds a running hash of the tokens it
@@ -11,7 +12,9 @@
  * and the backend checks that history against the slot's hash; a scheduler
  * that passes a wrong block table, a stale slot, a shared writable block or
  * a wrong cache length therefore gets a recorded error (and wrong tokens),
- * not silently equal output. Single-threaded (engine thread).
+ * not silently equal output. Speculative verify rows are supported: the
+ * slot after each fed token is copied into its spec slot (engine.h).
+ * Single-threaded (engine thread).
  */
 #ifndef DS_TESTS_UTIL_FAKE_ENGINE_H
 #define DS_TESTS_UTIL_FAKE_ENGINE_H
@@ -34,5 +37,12 @@ int fake_engine_forwards(const struct engine *e);
 /* The fake's logits for a history (what the engine returns after those
  * tokens): lets a test compute the expected greedy continuation alone. */
 void fake_engine_logits(int vocab, const int32_t *hist, int n, float *out);
+/* From position pos on, a logits row depends only on the token fed there
+ * (not on the history), so greedy output falls into a short cycle: text
+ * that starts repeating at a known place (speculation tests). Default:
+ * never. The KV and slot consistency checks still run. */
+void fake_engine_set_markov_from(struct engine *e, int pos);
+/* The logits of a row at or after that position whose fed token is tok. */
+void fake_engine_markov_logits(int vocab, int32_t tok, float *out);
 
 #endif

@@ -19,6 +19,7 @@
  * Threads: main thread only.
  */
 #include "server/bench.h"
+#include "server/bench_spec.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -28,8 +29,7 @@
 #ifndef DS_HAVE_CUDA
 int bench_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    if (argc > 0 && !strcmp(argv[0], "--spec")) return bench_spec_main(argc - 1, argv + 1); /* CPU part runs */
     fprintf(stderr, "deltaserve bench: this build has no CUDA backend (nvcc was absent)\n");
     return 2;
 }
@@ -448,11 +448,13 @@ static void usage(void)
             "usage: deltaserve bench [--decode-batches 1,8,64,256] [--context 1024]\n"
             "         [--iters 20] [--layers 32] [--ssm-state-dtype fp32|bf16] [--no-graphs]\n"
             "         [--skip-e2e] [--skip-kernels] [--json FILE]\n"
+            "       deltaserve bench --spec [options]   speculative decoding (--spec --help)\n"
             "Random bf16 weights at the OLMo-Hybrid-7B shapes are generated on the GPU.\n");
 }
 
 int bench_main(int argc, char **argv)
 {
+    if (argc > 0 && !strcmp(argv[0], "--spec")) return bench_spec_main(argc - 1, argv + 1); /* server/bench_spec.c */
     int batches[16] = {1, 8, 64, 256}, nb = 4, ctx = 1024, iters = 20, layers = 32, bf16 = 0,
         graphs = 1, e2e = 1, kernels = 1;
     const char *json = NULL;

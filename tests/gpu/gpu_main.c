@@ -20,6 +20,7 @@ int main(void)
     log_set_level(LOG_LVL_WARN);
     SRunner *sr = srunner_create(gpu_kernels_suite());
     srunner_add_suite(sr, gpu_attn_suite());
+    srunner_add_suite(sr, gpu_chunk_suite());
     srunner_add_suite(sr, gpu_model_suite());
     srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_NORMAL);

@@ -18,6 +18,7 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 
 struct emu_thread_idx { unsigned x, y, z; };
 extern emu_thread_idx emu_tid;

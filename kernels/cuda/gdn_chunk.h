@@ -1,0 +1,85 @@
+/* kernels/cuda/gdn_chunk.h: the gated delta rule over a varlen prefill batch
+ * in chunked WY/UT form (chunk C = 64, bf16 tensor-core products, fp32 state
+ * and solve), with initial and final state in GDN state slots. Same function
+ * and layouts as kern_gdn_recurrent (kernels/cuda/gdn_recurrent.h); decode
+ * stays on the recurrent kernel. Called from the engine thread; asynchronous
+ * on the stream.
+ *
+ * Layouts (as kern_gdn_recurrent): y = conv output fp32 (T, CD), CD =
+ * 2*Hk*Dk + Hv*Dv, split [q (Hk,Dk) | k (Hk,Dk) | v (Hv,Dv)]; value head h uses
+ * key head h / (Hv/Hk). g, beta fp32 (T, Hv). State of slot s: state +
+ * s*slot_stride elements, (Hv, Dk, Dv) row-major, fp32 or bf16. o fp32
+ * (T, Hv*Dv). q, k are L2-normalized in fp32 (eps 1e-6) in the kernel, q *=
+ * scale. has_init[i] = 0 starts from zeros; slot[i] < 0 starts from zeros and
+ * writes nothing; a sequence with no tokens touches nothing.
+ *
+ * Algorithm (../shared/KERNELS.md section 2), per chunk of one value head,
+ * rows r < len of the chunk, gam = local cumsum of g, Gam = exp(gam):
+ *   A = strictly-lower beta_i (k_i.k_j) exp(gam_i - gam_j)   (select-masked)
+ *   T = (I + A)^-1 (fp32: 16x16 diagonal blocks by forward substitution,
+ *       then block merges), W = T diag(beta Gam) K, U = T diag(beta) V
+ *   Delta = U - W S;  O = diag(Gam) Q S + (mask_{i<=r}(Q K^T) * Gam_r/Gam_i) Delta
+ *   S <- Gam_C S + (K * Gam_C/Gam)^T Delta
+ * Two kernels: (a) "prep", grid (nchunks, Hv), 128 threads: l2norm, cumsum,
+ * K K^T, Q K^T, the solve, W and U, written to the workspace (bf16);
+ * (b) "scan", grid (ceil(Dv/64), Hv, N), 128 threads: walks its sequence's
+ * chunks in order with the (Dk x 64) state slice in fp32 tensor-core
+ * accumulators, computes Delta, O and the state update (bf16 operands: the
+ * state and Delta are rounded to bf16 for the products, as FLA does; the
+ * accumulation and the state stay fp32).
+ *
+ * Cost at the 7B shapes (Hv = Hk = 30, Dk = 96, Dv = 192), per token, all
+ * heads: prep 1.2 MFLOP (QK^T, KK^T lower blocks, W, U over the lower
+ * triangle), scan 3.8 MFLOP (W S, Q S, K~^T Delta full, P Delta lower), so
+ * ~5.0 MFLOP; HBM bytes: y read 46 KB + workspace written 32.6 KB (prep),
+ * workspace read 32.6 KB (once from HBM; the 3 V-slices share it through L2)
+ * + o written 23 KB (scan), ~135 KB/token, plus 2 x 2.2 MB (fp32) of state
+ * per sequence. 1 x 8192 tokens: ~1.1 GB, ~6.9 GFLOP.
+ *
+ * Limits: Dk % 16 == 0 and 16 <= Dk <= 96 (the prep kernel's static shared
+ * memory), Dv % 16 == 0, Hv % Hk == 0, N and Hv <= 65535. */
+#ifndef DS_KERNELS_CUDA_GDN_CHUNK_H
+#define DS_KERNELS_CUDA_GDN_CHUNK_H
+#include <stddef.h>
+#include <stdint.h>
+#include <cuda_runtime_api.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+#define KERN_GDN_CHUNK 64
+
+/* Upper bound on the chunk count of any batch of N sequences totalling T
+ * tokens: min(T, (T + 63 N) / 64). */
+int kern_gdn_chunk_count_max(int T, int N);
+/* int32 elements of the plan for N sequences cut into nchunks chunks:
+ * N + 1 + 2 * nchunks. */
+size_t kern_gdn_chunk_plan_ints(int N, int nchunks);
+/* Host helper: cut each sequence's tokens [qs[i], qs[i+1]) (host array,
+ * absolute token indices, qs[0] need not be 0) into chunks of at most 64.
+ * plan[0..N]: first chunk of sequence i is plan[i], its chunks end at
+ * plan[i+1]; then per chunk c, plan[N+1+2c] = first token (absolute),
+ * plan[N+2+2c] = length (1..64). Returns the chunk count (<=
+ * kern_gdn_chunk_count_max), or -1 when some qs[i+1] < qs[i]. Upload the plan
+ * (kern_gdn_chunk_plan_ints ints) to the device for kern_gdn_chunk. */
+int kern_gdn_chunk_plan(const int32_t *qs, int N, int32_t *plan);
+/* Workspace bytes kern_gdn_chunk needs for nchunks chunks (allocate once for
+ * kern_gdn_chunk_count_max(T_max, N_max)): nchunks * Hv * (128 * (3 Dk + Dv
+ * + 64) + 4) bytes, ~69.6 KB per chunk and head at the 7B shapes (267 MB for
+ * 8192 tokens). 0 for unsupported shapes. */
+size_t kern_gdn_chunk_work_bytes(int nchunks, int Hv, int Dk, int Dv);
+/* Run the chunked gated delta rule. plan: device copy of kern_gdn_chunk_plan's
+ * output for these N sequences, nchunks its return value. slot, has_init:
+ * device int32 [N]. work: device, 256-byte aligned, work_bytes >=
+ * kern_gdn_chunk_work_bytes(nchunks, Hv, Dk, Dv); it is scratch (contents
+ * need not survive between calls). Returns 0, cudaErrorInvalidValue for
+ * unsupported shapes or a too small/misaligned workspace, or the launch
+ * error. N <= 0 or nchunks <= 0 does nothing and returns 0. */
+int kern_gdn_chunk(const float *y, const float *g, const float *beta, int N,
+                   const int32_t *plan, int nchunks, const int32_t *slot,
+                   const int32_t *has_init, int Hk, int Hv, int Dk, int Dv, float scale,
+                   void *state, int state_bf16, size_t slot_stride, float *o, void *work,
+                   size_t work_bytes, cudaStream_t s);
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -434,7 +434,7 @@ static int gpu_part(struct gpu_times *g, int layers, int iters)
 {
     char desc[256];
     if (!eng_cuda_available(desc, sizeof desc)) {
-        snprintf(g->note, sizeof g->note, "no CUDA device (%s)", desc);
+        snprintf(g->note, sizeof g->note, "%s", desc);
         return 0;
     }
     struct cfg_model c;

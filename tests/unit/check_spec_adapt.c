@@ -17,6 +17,7 @@
 
 #include "scheduler/sched.h"
 #include "scheduler/spec.h"
+#include "server/args.h"
 #include "tests/unit/util_fake_engine.h"
 #include "tests/unit/util_sched.h"
 
@@ -366,6 +367,44 @@ START_TEST(test_memplan_spec)
 }
 END_TEST
 
+/* --- the flags (server/args.c) --------------------------------------------------- */
+
+static int parse_flags(struct srv_args *a, char *err, int argc, char **argv)
+{
+    char *env[] = {"DELTASERVE_SPEC_PROBE_INTERVAL=20", NULL};
+    return srv_args_parse(a, argc, argv, env, NULL, 0, NULL, true, err, 256);
+}
+
+START_TEST(test_adapt_flags)
+{
+    struct srv_args a;
+    char err[256];
+    char *f0[] = {"--model", "m"};
+    char *env0[] = {NULL};
+    ck_assert_int_eq(srv_args_parse(&a, 2, f0, env0, NULL, 0, NULL, true, err, sizeof err), 0);
+    ck_assert(a.spec_min_acceptance == SPEC_MIN_ACCEPT_DEFAULT);
+    ck_assert_int_eq(a.spec_probe_interval, SPEC_PROBE_INTERVAL_DEFAULT);
+    ck_assert_int_eq(a.spec_disable_by_batch_size, 0);
+    /* the scheduler's default is the same */
+    struct sched_config c;
+    sched_config_init(&c);
+    ck_assert(c.spec_min_acceptance == SPEC_MIN_ACCEPT_DEFAULT);
+    char *f1[] = {"--model", "m", "--spec-min-acceptance", "0.25", "--speculative-disable-by-batch-size", "4"};
+    ck_assert_int_eq(parse_flags(&a, err, 6, f1), 0);
+    ck_assert(a.spec_min_acceptance == 0.25);
+    ck_assert_int_eq(a.spec_disable_by_batch_size, 4);
+    ck_assert_int_eq(a.spec_probe_interval, 20); /* from the environment */
+    char *f2[] = {"--model", "m", "--spec-min-acceptance", "1.5"};
+    ck_assert_int_ne(parse_flags(&a, err, 4, f2), 0);
+    ck_assert_msg(strstr(err, "spec-min-acceptance") != NULL, "%s", err);
+    char *f3[] = {"--model", "m", "--spec-probe-interval", "0"};
+    ck_assert_int_ne(parse_flags(&a, err, 4, f3), 0);
+    char *f4[] = {"--model", "m", "--spec-min-acceptance", "0"}; /* 0 = fixed length */
+    ck_assert_int_eq(parse_flags(&a, err, 4, f4), 0);
+    ck_assert(a.spec_min_acceptance == 0.0);
+}
+END_TEST
+
 Suite *spec_adapt_suite(void)
 {
     Suite *s = suite_create("spec_adapt");
@@ -378,6 +417,7 @@ Suite *spec_adapt_suite(void)
     tcase_add_test(tc, test_sched_adapt_nonrepetitive);
     tcase_add_test(tc, test_sched_adapt_repeats_appear);
     tcase_add_test(tc, test_memplan_spec);
+    tcase_add_test(tc, test_adapt_flags);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -41,6 +41,7 @@ int bench_main(int argc, char **argv)
 #include "engine/engine.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cast.h"
+#include "kernels/cuda/gdn_chunk.h"
 #include "kernels/cuda/gdn_recurrent.h"
 
 static FILE *g_json;
@@ -332,6 +333,64 @@ static int bench_gdn(struct cu_impl *m, int N, int L, int bf16)
     return 0;
 }
 
+struct gdn_chunk_arg {
+    float *y, *g, *beta, *o;
+    int32_t *plan, *slot, *hi;
+    void *state, *work;
+    size_t wb, se;
+    int N, nc;
+    cudaStream_t s;
+};
+
+static int gdn_chunk_fn(void *p)
+{
+    struct gdn_chunk_arg *a = p;
+    return kern_gdn_chunk(a->y, a->g, a->beta, a->N, a->plan, a->nc, a->slot, a->hi, 30, 30, 96,
+                          192, 0.10206f, a->state, 0, a->se, a->o, a->work, a->wb, a->s);
+}
+
+/* The chunked prefill kernel (kernels/cuda/gdn_chunk.h) at the 7B GDN shapes,
+ * N sequences of L tokens, initial state from fp32 slots. */
+static int bench_gdn_chunk(struct cu_impl *m, int N, int L)
+{
+    int T = N * L, CD = 11520;
+    size_t se = (size_t)30 * 96 * 192;
+    int32_t *qs = malloc((N + 1) * 4);
+    for (int i = 0; i <= N; i++)
+        qs[i] = i * L;
+    struct gdn_chunk_arg a = {.N = N, .se = se, .s = m->stream};
+    int nmax = kern_gdn_chunk_count_max(T, N);
+    size_t pn = kern_gdn_chunk_plan_ints(N, nmax);
+    int32_t *h = malloc((pn + 2 * (size_t)N) * 4);
+    a.nc = kern_gdn_chunk_plan(qs, N, h);
+    for (int i = 0; i < N; i++) {
+        h[pn + i] = i;
+        h[pn + N + i] = 1;
+    }
+    a.wb = kern_gdn_chunk_work_bytes(a.nc, 30, 96, 192);
+    if (cudaMalloc((void **)&a.y, (size_t)T * CD * 4) || cudaMalloc((void **)&a.g, T * 30 * 4) ||
+        cudaMalloc((void **)&a.beta, T * 30 * 4) || cudaMalloc((void **)&a.o, (size_t)T * 5760 * 4) ||
+        cudaMalloc((void **)&a.plan, (pn + 2 * (size_t)N) * 4) ||
+        cudaMalloc(&a.state, N * se * 4) || cudaMalloc(&a.work, a.wb))
+        return -ENOMEM;
+    a.slot = a.plan + pn;
+    a.hi = a.plan + pn + N;
+    cudaMemcpy(a.plan, h, (pn + 2 * (size_t)N) * 4, cudaMemcpyHostToDevice);
+    kern_fill_uniform_f32(a.y, (size_t)T * CD, 5, -1, 1, m->stream);
+    kern_fill_uniform_f32(a.g, T * 30, 6, -0.5f, -0.01f, m->stream);
+    kern_fill_uniform_f32(a.beta, T * 30, 7, 0.1f, 1.9f, m->stream);
+    kern_fill_uniform_f32(a.state, N * se, 8, -0.1f, 0.1f, m->stream);
+    double ms = ev_time(m->stream, 10, gdn_chunk_fn, &a);
+    char shape[64], note[96];
+    snprintf(shape, sizeof shape, "%dx%d", N, L);
+    snprintf(note, sizeof note, "(%.1f us/layer, workspace %.0f MB)", ms * 1e3, a.wb / 1e6);
+    emit("kernel: GDN prefill (chunk)", shape, ms * 1e6 / T, "ns/tok", note);
+    cudaFree(a.y), cudaFree(a.g), cudaFree(a.beta), cudaFree(a.o), cudaFree(a.plan),
+        cudaFree(a.state), cudaFree(a.work);
+    free(h), free(qs);
+    return 0;
+}
+
 struct attn_arg {
     struct kern_attn_args a;
     cudaStream_t s;
@@ -592,6 +651,9 @@ int bench_main(int argc, char **argv)
             rc = bench_gdn(m, 1, 8192, 0) ? 1 : 0;
         if (!rc)
             rc = bench_gdn(m, 16, 512, 0) ? 1 : 0;
+        if (!rc)
+            rc = bench_gdn(m, 4, 2048, 0) || bench_gdn_chunk(m, 1, 8192) ||
+                 bench_gdn_chunk(m, 4, 2048) || bench_gdn_chunk(m, 16, 512);
         if (!rc)
             rc = bench_attn(m, 1, 1, 1024) || bench_attn(m, 64, 1, 1024) ||
                  bench_attn(m, 256, 1, 1024) || bench_attn(m, 1, 8192, 0);

@@ -9,7 +9,7 @@ git-ignored folder (default .scratch/fla) and pass it with --fla.
 Shapes (OLMo-Hybrid-7B GDN layer): H = 30 heads, K = 96, V = 192, bf16 q/k/v,
 fp32 log-decay g, bf16 beta, fp32 initial and final state, q/k L2 norm in the
 kernel (as vLLM calls them).
-  chunk_gated_delta_rule: 1x8192 and 16x512 (varlen, cu_seqlens), ns/token/layer
+  chunk_gated_delta_rule: 1x8192, 4x2048 and 16x512 (varlen, cu_seqlens), ns/token/layer
   fused_recurrent_gated_delta_rule: decode B = 1, 8, 64, 256 (one token each),
     us/layer and state traffic (read + write of the fp32 state) in TB/s
 Timing: CUDA-graph replay median (triton.testing.do_bench_cudagraph) where it
@@ -51,7 +51,7 @@ def main():
 
     print(f"FLA {fla.__version__}, torch {torch.__version__}, triton {triton.__version__}, "
           f"{torch.cuda.get_device_name()}", file=sys.stderr)
-    for N, L in [(1, 8192), (16, 512)]:
+    for N, L in [(1, 8192), (4, 2048), (16, 512)]:
         T = N * L
         q = torch.randn(1, T, H, K, device=dev, dtype=torch.bfloat16)
         k = torch.randn(1, T, H, K, device=dev, dtype=torch.bfloat16)

@@ -472,6 +472,13 @@ static int cpu_copy_slot(struct engine *e, int src, int dst)
     return 0;
 }
 
+static int cpu_read_slot(struct engine *e, int slot, float *out)
+{
+    struct cpu_impl *m = e->impl;
+    memcpy(out, m->slots + (size_t)slot * m->slot_floats, sizeof(float) * m->slot_floats);
+    return 0;
+}
+
 static int cpu_copy_block(struct engine *e, int src, int dst)
 {
     struct cpu_impl *m = e->impl;
@@ -493,4 +500,5 @@ const struct eng_backend_ops eng_backend_cpu = {
     .forward = cpu_forward,
     .copy_slot = cpu_copy_slot,
     .copy_block = cpu_copy_block,
+    .read_slot = cpu_read_slot,
 };

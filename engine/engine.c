@@ -191,6 +191,20 @@ int eng_forward(struct engine *e, const struct eng_batch *b, float *logits)
     return e->ops->forward(e, b, logits);
 }
 
+size_t eng_slot_floats(const struct cfg_model *c)
+{
+    size_t per = (size_t)(c->linear_conv_kernel_dim - 1) * cfg_gdn_conv_dim(c) +
+                 (size_t)c->linear_num_value_heads * c->linear_key_head_dim * c->linear_value_head_dim;
+    return per * (size_t)c->num_gdn_layers;
+}
+
+int eng_read_slot(struct engine *e, int slot, float *out)
+{
+    if (!e || !out || slot < 0 || slot >= e->mem.num_state_slots) return -EINVAL;
+    if (!e->ops->read_slot) return -ENOTSUP;
+    return e->ops->read_slot(e, slot, out);
+}
+
 int eng_copy_slot(struct engine *e, int src, int dst)
 {
     if (!e || src < 0 || dst < 0 || src >= e->mem.num_state_slots || dst >= e->mem.num_state_slots)

@@ -26,7 +26,7 @@
  *   Speculative verify rows (num_verify > 0, docs and KERNELS.md): for a
  *   verify sequence, spec_slots[i*(max_spec+1) + t] receives the GDN state
  *   after its token t, so acceptance needs no recompute; conv state follows
- *   the accepted count. Backends that do not support it return -ENOTSUP.
+ *   the accepted count. Both backends implement it (the CUDA one eagerly).
  *   The scheduler owns every index; no two sequences in one batch share a
  *   writable slot or block.
  */
@@ -81,6 +81,8 @@ struct eng_backend_ops {
     int (*copy_slot)(struct engine *e, int src, int dst);
     /* Copy KV block src to dst in every attention layer (copy-on-write). */
     int (*copy_block)(struct engine *e, int src, int dst);
+    /* Optional (NULL: -ENOTSUP): slot's whole GDN state as fp32, eng_read_slot. */
+    int (*read_slot)(struct engine *e, int slot, float *out);
 };
 
 struct engine {
@@ -116,12 +118,20 @@ void eng_destroy(struct engine *e);
  * in range and not shared (spec slots included); every block the context
  * touches in range, blocks receiving new tokens not shared; the context
  * within max_blocks; logits_rows in [0, T), strictly ascending.
- * Speculative verify (CPU backend): spec_slots[v*(max_spec+1) + t] receives
+ * Speculative verify (CPU and CUDA backends): spec_slots[v*(max_spec+1) + t] receives
  * the whole GDN state (conv and SSM, every GDN layer) after the verify row's
  * token t; state_slot ends after all of its tokens as for any row. */
 int eng_forward(struct engine *e, const struct eng_batch *b, float *logits);
 int eng_copy_slot(struct engine *e, int src, int dst);
 int eng_copy_block(struct engine *e, int src, int dst);
+/* Reads the whole GDN state of slot into out (fp32, eng_slot_floats(cfg)
+ * values): for each GDN layer in layer order, the conv state (K-1, CD)
+ * (oldest input first) then the SSM state (Hv, Dk, Dv), bf16 storage widened.
+ * For tests and debugging (slow: the CUDA backend synchronizes). Returns 0,
+ * -EINVAL for a slot out of range, -ENOTSUP when the backend cannot. Engine
+ * thread. */
+int eng_read_slot(struct engine *e, int slot, float *out);
+size_t eng_slot_floats(const struct cfg_model *c);
 
 /* The CPU reference backend (kernels/cpu, engine/cpu_backend.c). */
 extern const struct eng_backend_ops eng_backend_cpu;

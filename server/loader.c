@@ -132,14 +132,8 @@ int srv_model_load(struct srv_model *m, const struct srv_args *a, struct srv_app
     sc.default_seed = (uint64_t)a->seed;
     sc.log_requests = false; /* the server logs one line per request itself (gen.c) */
     if (!strcmp(a->speculative, "ngram") && a->num_speculative_tokens > 0) {
-        /* sizes validated at parse (args.c finish). Verify rows are CPU-only
-         * so far (the CUDA forward answers -ENOTSUP, which would fail every
-         * speculative step): refuse clearly instead of serving errors. */
-        if (ops != &eng_backend_cpu) {
-            snprintf(err, errlen, "--num-speculative-tokens: speculative decoding runs on the cpu "
-                                  "device only for now (use --device cpu, or leave it off)");
-            goto fail;
-        }
+        /* sizes validated at parse (args.c finish); both backends run
+         * verify rows (per-token state snapshots into spec slots) */
         sc.num_speculative_tokens = a->num_speculative_tokens;
         sc.ngram_min = a->ngram_min;
         sc.ngram_max = a->ngram_max;

@@ -111,7 +111,9 @@ static size_t proj_cols(const struct cfg_model *c)
 
 static size_t meta_ints(const struct eng_cuda_options *o)
 {
-    return (size_t)o->max_tokens * 7 + (size_t)(o->max_seqs + 1) * 3 +
+    /* 7 per token, per-sequence arrays, block tables, then the verify
+     * rows' per-token snapshot slots (cuda_forward.c meta_layout) */
+    return (size_t)o->max_tokens * 8 + (size_t)(o->max_seqs + 1) * 3 +
            (size_t)o->max_seqs * o->max_blocks_per_seq + 64;
 }
 
@@ -355,6 +357,45 @@ static int cuda_copy_slot(struct engine *e, int src, int dst)
     return 0;
 }
 
+/* Downloads slot's conv and SSM state, layer by layer (eng_read_slot). */
+static int cuda_read_slot(struct engine *e, int slot, float *out)
+{
+    struct cu_impl *m = e->impl;
+    if (slot < 0 || slot >= m->nslots)
+        return -EINVAL;
+    CU_CHECK(cudaStreamSynchronize(m->stream));
+    uint16_t *tmp = NULL;
+    if (m->opt.ssm_state_bf16 && !(tmp = malloc(m->ssm_slot_elems * 2)))
+        return -ENOMEM;
+    int rc = 0;
+    for (int i = 0; i < m->num_gdn && !rc; i++) {
+        float *conv = out, *ssm = out + m->conv_slot_elems;
+        out += m->conv_slot_elems + m->ssm_slot_elems;
+        if (cudaMemcpy(conv, m->conv_state[i] + (size_t)slot * m->conv_slot_elems,
+                       m->conv_slot_elems * 4, cudaMemcpyDeviceToHost) != cudaSuccess) {
+            rc = -EIO;
+            break;
+        }
+        if (!tmp) {
+            if (cudaMemcpy(ssm, (float *)m->ssm_state[i] + (size_t)slot * m->ssm_slot_elems,
+                           m->ssm_slot_elems * 4, cudaMemcpyDeviceToHost) != cudaSuccess)
+                rc = -EIO;
+            continue;
+        }
+        if (cudaMemcpy(tmp, (uint16_t *)m->ssm_state[i] + (size_t)slot * m->ssm_slot_elems,
+                       m->ssm_slot_elems * 2, cudaMemcpyDeviceToHost) != cudaSuccess) {
+            rc = -EIO;
+            break;
+        }
+        for (size_t j = 0; j < m->ssm_slot_elems; j++) {
+            uint32_t u = (uint32_t)tmp[j] << 16;
+            memcpy(&ssm[j], &u, 4);
+        }
+    }
+    free(tmp);
+    return rc;
+}
+
 static int cuda_copy_block(struct engine *e, int src, int dst)
 {
     struct cu_impl *m = e->impl;
@@ -430,4 +471,5 @@ const struct eng_backend_ops eng_backend_cuda = {
     .forward = cuda_forward_checked,
     .copy_slot = cuda_copy_slot,
     .copy_block = cuda_copy_block,
+    .read_slot = cuda_read_slot,
 };

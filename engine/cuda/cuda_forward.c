@@ -8,6 +8,11 @@
  * padded to the bucket with rows that read and write the scratch slot and
  * scratch KV block, so no real state is touched by padding.
  *
+ * Speculative verify rows (num_verify > 0) run eagerly: a per-token list of
+ * snapshot slots (tok_spec, -1 for tokens of other rows) goes to the conv
+ * state update and the GDN recurrence, which store the state after each
+ * verify token there. Steps without verify rows pass NULL (graphs unchanged).
+ *
  * Threads: engine thread only.
  */
 #include <errno.h>
@@ -30,6 +35,7 @@
 /* Fixed offsets into the packed metadata (ints), so graph pointers are stable. */
 struct meta_ptrs {
     int32_t *tok, *pos, *tok_seq, *slot_map, *rows, *tiles, *qs, *slot, *has_init, *bt;
+    int32_t *tok_spec; /* [T] verify snapshot slot per token; past bt, copied only when used */
 };
 
 static struct meta_ptrs meta_layout(const struct cu_impl *m, int32_t *base)
@@ -46,6 +52,7 @@ static struct meta_ptrs meta_layout(const struct cu_impl *m, int32_t *base)
     p.slot = p.qs + N + 1;
     p.has_init = p.slot + N + 1;
     p.bt = p.has_init + N + 1;
+    p.tok_spec = p.bt + N * m->opt.max_blocks_per_seq;
     return p;
 }
 
@@ -70,13 +77,15 @@ static int attn_splits(const struct cu_impl *m, int T)
 }
 
 /* Enqueue the whole model for T tokens of N sequences, final norm of R rows
- * (rows listed in meta rows) into xb. Does not run lm_head. */
-static int run_layers(struct engine *e, int T, int N, int R, int ntiles)
+ * (rows listed in meta rows) into xb. Does not run lm_head. spec: the step has
+ * verify rows (meta tok_spec is valid). */
+static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int spec)
 {
     struct cu_impl *m = e->impl;
     const struct cfg_model *c = e->cfg;
     cudaStream_t s = m->stream;
     struct meta_ptrs d = meta_layout(m, m->meta_d);
+    const int32_t *tok_spec = spec ? d.tok_spec : NULL;
     float eps = (float)c->rms_norm_eps;
     int C = m->C;
     K_CHECK(kern_embed(m->embed, d.tok, T, C, m->x, s));
@@ -92,15 +101,15 @@ static int run_layers(struct engine *e, int T, int N, int R, int ntiles)
             K_CHECK(kern_conv1d_fwd(m->proj, P, ly->conv, m->CD, m->K, T, d.tok_seq, d.qs,
                                     d.slot, d.has_init, m->conv_state[gi], m->conv_slot_elems,
                                     m->y, s));
-            K_CHECK(kern_conv1d_state_update(m->proj, P, m->CD, m->K, N, d.qs, d.slot,
-                                             d.has_init, m->conv_state[gi], m->conv_slot_elems,
-                                             s));
+            K_CHECK(kern_conv1d_state_update_spec(m->proj, P, m->CD, m->K, N, d.qs, d.slot,
+                                                  d.has_init, tok_spec, m->conv_state[gi],
+                                                  m->conv_slot_elems, s));
             K_CHECK(kern_gdn_gate(m->proj, P, m->CD + m->VD, m->CD + m->VD + m->Hv, ly->A_log,
                                   ly->dt_bias, c->allow_neg_eigval, T, m->Hv, m->g, m->beta, s));
-            K_CHECK(kern_gdn_recurrent(m->y, m->g, m->beta, N, d.qs, d.slot, d.has_init, m->Hk,
-                                       m->Hv, m->Dk, m->Dv, 1.0f / sqrtf((float)m->Dk),
-                                       m->ssm_state[gi], m->opt.ssm_state_bf16,
-                                       m->ssm_slot_elems, m->o, s));
+            K_CHECK(kern_gdn_recurrent_spec(m->y, m->g, m->beta, N, d.qs, d.slot, d.has_init,
+                                            tok_spec, m->Hk, m->Hv, m->Dk, m->Dv,
+                                            1.0f / sqrtf((float)m->Dk), m->ssm_state[gi],
+                                            m->opt.ssm_state_bf16, m->ssm_slot_elems, m->o, s));
             K_CHECK(kern_gated_rmsnorm(m->o, m->proj + m->CD, P, ly->o_norm, T, m->Hv, m->Dv,
                                        1e-5f, m->ob, s));
             if ((rc = cu_gemm_run(&m->gemm, ly->w_o, m->ob, m->x, 0, C, T, m->VD, 1, s)))
@@ -171,8 +180,7 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
     struct cu_impl *m = e->impl;
     const struct cfg_model *c = e->cfg;
     int T = b->num_tokens, N = b->num_seqs, R = b->num_logits;
-    if (b->num_verify > 0)
-        return -ENOTSUP;
+    int nver = b->num_verify > 0 ? b->num_verify : 0;
     if (T < 1 || N < 1 || T > m->opt.max_tokens || N > m->opt.max_seqs || R < 0 || R > T)
         return -E2BIG;
     int MB = m->opt.max_blocks_per_seq;
@@ -220,6 +228,21 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
         }
     }
     h.qs[N] = T;
+    if (nver > 0) { /* verify rows never take the graph path (num_decode < N) */
+        for (int t = 0; t < T; t++)
+            h.tok_spec[t] = -1;
+        for (int v = 0; v < nver; v++) {
+            int i = b->num_decode + v, q0 = b->query_start[i], q1 = b->query_start[i + 1];
+            if (b->max_spec < 0 || q1 - q0 > b->max_spec + 1)
+                return -EINVAL;
+            for (int t = 0; t < q1 - q0; t++) {
+                int ss = b->spec_slots[(size_t)v * (b->max_spec + 1) + t];
+                if (ss < 0 || ss >= m->nslots)
+                    return -EINVAL;
+                h.tok_spec[q0 + t] = ss;
+            }
+        }
+    }
     for (int r = 0; r < R; r++)
         h.rows[r] = b->logits_rows[r];
     for (int i = N; i < Np; i++) { /* graph padding rows */
@@ -241,6 +264,9 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
     size_t nints = (size_t)(h.bt - m->meta_h) + (size_t)Np * MB;
     cudaStream_t s = m->stream;
     CU_CHECK(cudaMemcpyAsync(m->meta_d, m->meta_h, nints * 4, cudaMemcpyHostToDevice, s));
+    if (nver > 0)
+        CU_CHECK(cudaMemcpyAsync(meta_layout(m, m->meta_d).tok_spec, h.tok_spec, (size_t)T * 4,
+                                 cudaMemcpyHostToDevice, s));
     if (c->rope.mode == CFG_ROPE_DYNAMIC && m->rope_on) {
         cu_rope_inv_freq(c, max_pos, m->inv_freq_host, &m->rope_mscale);
         CU_CHECK(cudaMemcpyAsync(m->inv_freq, m->inv_freq_host, (size_t)m->D / 2 * 4,
@@ -254,7 +280,7 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
         cudaGraph_t graph = NULL;
         cudaError_t ce = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
         if (ce == cudaSuccess) {
-            rc = run_layers(e, Tp, Np, Rp, ntiles);
+            rc = run_layers(e, Tp, Np, Rp, ntiles, 0);
             if (!rc)
                 rc = run_lm_head(m, 0, Rp);
             ce = cudaStreamEndCapture(s, &graph);
@@ -281,7 +307,7 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
     } else {
         /* eager: the metadata holds the padded rows only past N, which an
          * eager run of T tokens / N sequences never reads */
-        if ((rc = run_layers(e, T, N, R, ntiles_real)))
+        if ((rc = run_layers(e, T, N, R, ntiles_real, nver > 0)))
             return rc;
         for (int r0 = 0; r0 < R; r0 += m->opt.max_logits) {
             int n = R - r0 < m->opt.max_logits ? R - r0 : m->opt.max_logits;

@@ -2,6 +2,9 @@
  * Token-parallel forward (each output reads its K-1 predecessors from u or
  * from the slot's history), then a per-(sequence, channel) state update.
  * Decode (L = 1) is the same two launches with one token per sequence.
+ * Speculative verify rows also get the window after each of their tokens
+ * written into that token's snapshot slot (tok_spec), from the same
+ * registers, so a rejected draft never needs a recompute.
  * Engine thread launches them. */
 #include "kernels/cuda/conv1d.h"
 #include "kernels/cuda/kern_util.h"
@@ -35,10 +38,35 @@ static __global__ void conv1d_fwd_kernel(const float *u, int u_stride, const flo
     y[(size_t)t * CD + c] = ku_silu(acc);
 }
 
+/* The window (last K-1 entries of hist ++ u[0..e)) of one channel into dst
+ * (K-1, CD) at column c; old holds hist. */
+static __device__ __forceinline__ void conv1d_window_store(const float *old, const float *u,
+                                                           int u_stride, int bos, int e, int K,
+                                                           int CD, int c, float *dst)
+{
+#pragma unroll
+    for (int m = 0; m < CONV_MAXK - 1; m++) {
+        if (m >= K - 1)
+            break;
+        int i = e + m; /* index into hist ++ u */
+        float v;
+        if (i < K - 1) {
+            v = 0.0f;
+#pragma unroll
+            for (int q = 0; q < CONV_MAXK - 1; q++)
+                if (q == i)
+                    v = old[q];
+        } else {
+            v = u[(size_t)(bos + i - (K - 1)) * u_stride + c];
+        }
+        dst[(size_t)m * CD + c] = v;
+    }
+}
+
 static __global__ void conv1d_state_kernel(const float *u, int u_stride, int CD, int K,
                                            const int32_t *qs, const int32_t *slot,
-                                           const int32_t *has_init, float *state,
-                                           size_t slot_stride)
+                                           const int32_t *has_init, const int32_t *tok_spec,
+                                           float *state, size_t slot_stride)
 {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     int sq = blockIdx.y;
@@ -51,23 +79,14 @@ static __global__ void conv1d_state_kernel(const float *u, int u_stride, int CD,
 #pragma unroll
     for (int m = 0; m < CONV_MAXK - 1; m++)
         old[m] = (m < K - 1 && has_init[sq]) ? st[(size_t)m * CD + c] : 0.0f;
-#pragma unroll
-    for (int m = 0; m < CONV_MAXK - 1; m++) {
-        if (m >= K - 1)
-            break;
-        int i = L + m; /* index into hist ++ u */
-        float v;
-        if (i < K - 1) {
-            v = 0.0f;
-#pragma unroll
-            for (int q = 0; q < CONV_MAXK - 1; q++)
-                if (q == i)
-                    v = old[q];
-        } else {
-            v = u[(size_t)(bos + i - (K - 1)) * u_stride + c];
+    if (tok_spec) /* snapshot slots are never the sequence's own: old stays valid */
+        for (int t = 0; t < L; t++) {
+            int ss = tok_spec[bos + t];
+            if (ss >= 0)
+                conv1d_window_store(old, u, u_stride, bos, t + 1, K, CD, c,
+                                    state + (size_t)ss * slot_stride);
         }
-        st[(size_t)m * CD + c] = v;
-    }
+    conv1d_window_store(old, u, u_stride, bos, L, K, CD, c, st);
 }
 
 extern "C" int kern_conv1d_fwd(const float *u, int u_stride, const float *w, int CD, int K,
@@ -85,17 +104,26 @@ extern "C" int kern_conv1d_fwd(const float *u, int u_stride, const float *w, int
     return KU_LAUNCH_RESULT();
 }
 
-extern "C" int kern_conv1d_state_update(const float *u, int u_stride, int CD, int K, int N,
-                                        const int32_t *qs, const int32_t *slot,
-                                        const int32_t *has_init, float *state,
-                                        size_t slot_stride, cudaStream_t s)
+extern "C" int kern_conv1d_state_update_spec(const float *u, int u_stride, int CD, int K, int N,
+                                             const int32_t *qs, const int32_t *slot,
+                                             const int32_t *has_init, const int32_t *tok_spec,
+                                             float *state, size_t slot_stride, cudaStream_t s)
 {
     if (N <= 0 || K <= 1)
         return 0;
     if (K > CONV_MAXK)
         return (int)cudaErrorInvalidValue;
     dim3 grid((CD + 255) / 256, N);
-    conv1d_state_kernel<<<grid, 256, 0, s>>>(u, u_stride, CD, K, qs, slot, has_init, state,
-                                             slot_stride);
+    conv1d_state_kernel<<<grid, 256, 0, s>>>(u, u_stride, CD, K, qs, slot, has_init, tok_spec,
+                                             state, slot_stride);
     return KU_LAUNCH_RESULT();
+}
+
+extern "C" int kern_conv1d_state_update(const float *u, int u_stride, int CD, int K, int N,
+                                        const int32_t *qs, const int32_t *slot,
+                                        const int32_t *has_init, float *state,
+                                        size_t slot_stride, cudaStream_t s)
+{
+    return kern_conv1d_state_update_spec(u, u_stride, CD, K, N, qs, slot, has_init, NULL, state,
+                                         slot_stride, s);
 }

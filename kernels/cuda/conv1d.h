@@ -28,6 +28,14 @@ int kern_conv1d_fwd(const float *u, int u_stride, const float *w, int CD, int K,
 int kern_conv1d_state_update(const float *u, int u_stride, int CD, int K, int N,
                              const int32_t *qs, const int32_t *slot, const int32_t *has_init,
                              float *state, size_t slot_stride, cudaStream_t s);
+/* The same, plus speculative-verify snapshots: tok_spec (T ints, by token) is
+ * NULL, or per token t of sequence i a slot (-1: none) that receives the
+ * window after t (last K-1 entries of hist ++ u[qs[i]..t]). Snapshot slots
+ * must differ from every sequence's own slot in the batch. */
+int kern_conv1d_state_update_spec(const float *u, int u_stride, int CD, int K, int N,
+                                  const int32_t *qs, const int32_t *slot,
+                                  const int32_t *has_init, const int32_t *tok_spec,
+                                  float *state, size_t slot_stride, cudaStream_t s);
 #ifdef __cplusplus
 }
 #endif

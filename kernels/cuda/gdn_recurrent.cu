@@ -8,8 +8,12 @@
  * only other cross-lane work is the q/k L2 norm. 720 warps per sequence at
  * the 7B shapes. The next token's q, k, v, g, beta
  * are loaded before the current token's arithmetic so the global loads
- * overlap it. State loads/stores are coalesced along v. Engine thread
- * launches it. */
+ * overlap it. State loads/stores are coalesced along v.
+ * Speculative verify: when tok_spec is given, a token t with tok_spec[t] >= 0
+ * also stores the state after it into that slot (the per-position snapshots
+ * the scheduler adopts after acceptance); the final state still goes to the
+ * sequence's own slot. Decode steps pass NULL and pay nothing for it.
+ * Engine thread launches it. */
 #include "kernels/cuda/gdn_recurrent.h"
 #include "kernels/cuda/kern_util.h"
 
@@ -27,8 +31,8 @@ template <int MAXK, typename ST>
 static __global__ void __launch_bounds__(32)
 gdn_recurrent_kernel(const float *__restrict__ y, const float *__restrict__ g,
                      const float *__restrict__ beta, const int32_t *qs, const int32_t *slot,
-                     const int32_t *has_init, int Hk, int Hv, int Dk, int Dv, float scale,
-                     ST *state, size_t slot_stride, float *__restrict__ o)
+                     const int32_t *has_init, const int32_t *tok_spec, int Hk, int Hv, int Dk,
+                     int Dv, float scale, ST *state, size_t slot_stride, float *__restrict__ o)
 {
     constexpr int KPL = MAXK / 32; /* k values per lane when loading q, k */
     constexpr int KH = MAXK / 4;   /* state rows per lane */
@@ -126,6 +130,16 @@ gdn_recurrent_kernel(const float *__restrict__ y, const float *__restrict__ g,
         ov += __shfl_xor_sync(0xffffffffu, ov, 16);
         if (vok && quarter == 0)
             o[(size_t)(bos + t) * (Hv * Dv) + h * Dv + v] = ov;
+        if (tok_spec) {
+            int ss = tok_spec[bos + t];
+            if (ss >= 0 && vok) {
+                ST *P = state + (size_t)ss * slot_stride + (size_t)h * Dk * Dv;
+#pragma unroll
+                for (int k = 0; k < KH; k++)
+                    if (kb + k < Dk)
+                        st_io<ST>::st(P + (size_t)(kb + k) * Dv + v, S[k]);
+            }
+        }
     }
     if (S_g && vok) {
 #pragma unroll
@@ -137,20 +151,44 @@ gdn_recurrent_kernel(const float *__restrict__ y, const float *__restrict__ g,
 
 template <int MAXK>
 static int launch(const float *y, const float *g, const float *beta, int N, const int32_t *qs,
-                  const int32_t *slot, const int32_t *has_init, int Hk, int Hv, int Dk, int Dv,
-                  float scale, void *state, int state_bf16, size_t slot_stride, float *o,
-                  cudaStream_t s)
+                  const int32_t *slot, const int32_t *has_init, const int32_t *tok_spec, int Hk,
+                  int Hv, int Dk, int Dv, float scale, void *state, int state_bf16,
+                  size_t slot_stride, float *o, cudaStream_t s)
 {
     dim3 grid((Dv + 7) / 8, Hv, N);
     if (state_bf16)
         gdn_recurrent_kernel<MAXK, uint16_t><<<grid, 32, 0, s>>>(
-            y, g, beta, qs, slot, has_init, Hk, Hv, Dk, Dv, scale, (uint16_t *)state,
+            y, g, beta, qs, slot, has_init, tok_spec, Hk, Hv, Dk, Dv, scale, (uint16_t *)state,
             slot_stride, o);
     else
         gdn_recurrent_kernel<MAXK, float><<<grid, 32, 0, s>>>(
-            y, g, beta, qs, slot, has_init, Hk, Hv, Dk, Dv, scale, (float *)state, slot_stride,
-            o);
+            y, g, beta, qs, slot, has_init, tok_spec, Hk, Hv, Dk, Dv, scale, (float *)state,
+            slot_stride, o);
     return KU_LAUNCH_RESULT();
+}
+
+extern "C" int kern_gdn_recurrent_spec(const float *y, const float *g, const float *beta, int N,
+                                       const int32_t *qs, const int32_t *slot,
+                                       const int32_t *has_init, const int32_t *tok_spec, int Hk,
+                                       int Hv, int Dk, int Dv, float scale, void *state,
+                                       int state_bf16, size_t slot_stride, float *o,
+                                       cudaStream_t s)
+{
+    if (N <= 0)
+        return 0;
+    if (Dk < 1 || Dk > 128 || Hk < 1 || Hv % Hk || N > 65535 || Hv > 65535)
+        return (int)cudaErrorInvalidValue;
+    if (Dk <= 32)
+        return launch<32>(y, g, beta, N, qs, slot, has_init, tok_spec, Hk, Hv, Dk, Dv, scale,
+                          state, state_bf16, slot_stride, o, s);
+    if (Dk <= 64)
+        return launch<64>(y, g, beta, N, qs, slot, has_init, tok_spec, Hk, Hv, Dk, Dv, scale,
+                          state, state_bf16, slot_stride, o, s);
+    if (Dk <= 96)
+        return launch<96>(y, g, beta, N, qs, slot, has_init, tok_spec, Hk, Hv, Dk, Dv, scale,
+                          state, state_bf16, slot_stride, o, s);
+    return launch<128>(y, g, beta, N, qs, slot, has_init, tok_spec, Hk, Hv, Dk, Dv, scale, state,
+                       state_bf16, slot_stride, o, s);
 }
 
 extern "C" int kern_gdn_recurrent(const float *y, const float *g, const float *beta, int N,
@@ -159,19 +197,6 @@ extern "C" int kern_gdn_recurrent(const float *y, const float *g, const float *b
                                   float scale, void *state, int state_bf16, size_t slot_stride,
                                   float *o, cudaStream_t s)
 {
-    if (N <= 0)
-        return 0;
-    if (Dk < 1 || Dk > 128 || Hk < 1 || Hv % Hk || N > 65535 || Hv > 65535)
-        return (int)cudaErrorInvalidValue;
-    if (Dk <= 32)
-        return launch<32>(y, g, beta, N, qs, slot, has_init, Hk, Hv, Dk, Dv, scale, state,
-                          state_bf16, slot_stride, o, s);
-    if (Dk <= 64)
-        return launch<64>(y, g, beta, N, qs, slot, has_init, Hk, Hv, Dk, Dv, scale, state,
-                          state_bf16, slot_stride, o, s);
-    if (Dk <= 96)
-        return launch<96>(y, g, beta, N, qs, slot, has_init, Hk, Hv, Dk, Dv, scale, state,
-                          state_bf16, slot_stride, o, s);
-    return launch<128>(y, g, beta, N, qs, slot, has_init, Hk, Hv, Dk, Dv, scale, state,
-                       state_bf16, slot_stride, o, s);
+    return kern_gdn_recurrent_spec(y, g, beta, N, qs, slot, has_init, NULL, Hk, Hv, Dk, Dv,
+                                   scale, state, state_bf16, slot_stride, o, s);
 }

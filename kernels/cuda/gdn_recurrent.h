@@ -23,6 +23,15 @@ int kern_gdn_recurrent(const float *y, const float *g, const float *beta, int N,
                        const int32_t *qs, const int32_t *slot, const int32_t *has_init,
                        int Hk, int Hv, int Dk, int Dv, float scale, void *state,
                        int state_bf16, size_t slot_stride, float *o, cudaStream_t s);
+/* The same, plus speculative-verify snapshots: tok_spec (T ints, indexed by
+ * token like y) is NULL, or per token a slot that receives the whole
+ * (Hv, Dk, Dv) state after that token (-1: none). Snapshot slots must not be
+ * any sequence's own slot in the batch (the engine validates that). */
+int kern_gdn_recurrent_spec(const float *y, const float *g, const float *beta, int N,
+                            const int32_t *qs, const int32_t *slot, const int32_t *has_init,
+                            const int32_t *tok_spec, int Hk, int Hv, int Dk, int Dv,
+                            float scale, void *state, int state_bf16, size_t slot_stride,
+                            float *o, cudaStream_t s);
 #ifdef __cplusplus
 }
 #endif

@@ -59,6 +59,7 @@ double gu_rel_err_rows(const float *a, int la, const float *ref, int lr, int row
 Suite *gpu_kernels_suite(void);
 Suite *gpu_attn_suite(void);
 Suite *gpu_model_suite(void);
+Suite *gpu_spec_suite(void);
 Suite *gpu_chunk_suite(void);
 Suite *gpu_chunk_suite(void);
 Suite *gpu_sample_suite(void);

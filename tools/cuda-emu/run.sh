@@ -12,7 +12,7 @@ set -e
 B=${1:-build/cuda-emu}
 E=tools/cuda-emu
 mkdir -p $B/obj
-CFLAGS="$EMU_SAN -DDS_CUDA_EMU -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -I. -I$E/include -DDS_HAVE_CUDA -fopenmp -O2 -g $(pkg-config --cflags check libcjson)"
+CFLAGS="$EMU_SAN -DDS_CUDA_EMU -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -I. -I$E/include -DDS_HAVE_CUDA -fopenmp -O2 -g $(pkg-config --cflags check libcjson libpcre2-8)"
 CXXFLAGS="$EMU_SAN -DDS_CUDA_EMU -std=c++17 -O2 -g -I. -I$E/include -I$E -D__CUDACC__ -DDS_HAVE_CUDA -fopenmp -Wall -Wno-unused-function"
 objs=""
 for f in kernels/cuda/*.cu; do
@@ -23,13 +23,16 @@ for f in kernels/cuda/*.cu; do
 done
 g++ $CXXFLAGS -c $E/emu_runtime.cpp -o $B/obj/emu_runtime.o &
 objs="$objs $B/obj/emu_runtime.o"
+# the scheduler (and what it links: sampling, tokenizer, metrics) for the
+# speculative greedy-identity test over the CUDA backend (check_gpu_spec.c)
 for f in engine/cuda/*.c tests/gpu/*.c engine/engine.c engine/cpu_backend.c engine/config.c \
-         engine/safetensors.c engine/weights.c engine/log.c kernels/cpu/*.c; do
+         engine/safetensors.c engine/weights.c engine/log.c kernels/cpu/*.c \
+         scheduler/*.c engine/sampling.c engine/tok_*.c server/metrics.c; do
     o=$B/obj/$(echo $f | tr / _).o
     gcc $CFLAGS -c $f -o $o &
     objs="$objs $o"
 done
 wait
-g++ $EMU_SAN -o $B/check_gpu_emu $objs $(pkg-config --libs check libcjson) -fopenmp -lm -lpthread
+g++ $EMU_SAN -o $B/check_gpu_emu $objs $(pkg-config --libs check libcjson libpcre2-8) -fopenmp -lm -lpthread
 echo "built $B/check_gpu_emu"
 [ -n "$EMU_BUILD_ONLY" ] || CK_FORK=no $B/check_gpu_emu

@@ -394,11 +394,13 @@ static int bench_gdn_chunk(struct cu_impl *m, int N, int L)
 struct attn_arg {
     struct kern_attn_args a;
     cudaStream_t s;
+    int variant; /* > 0: only that prefill kernel shape (tuning) */
 };
 static int attn_fn(void *p)
 {
     struct attn_arg *x = p;
-    return kern_attention(&x->a, x->s);
+    return x->variant ? kern_attention_prefill_variant(&x->a, x->variant, x->s)
+                      : kern_attention(&x->a, x->s);
 }
 
 static int bench_attn(struct cu_impl *m, int N, int L, int ctx_before)
@@ -427,7 +429,9 @@ static int bench_attn(struct cu_impl *m, int N, int L, int ctx_before)
     int32_t *qsn = malloc((N + 1) * 4);
     for (int i = 0; i <= N; i++)
         qsn[i] = i * L;
-    int ntiles = kern_attention_tiles(qsn, N, h + N * nb + 2 * T);
+    /* the engine's dispatch: prefill chunks as tensor-core tiles */
+    int nptiles = 0;
+    int ntiles = kern_attention_plan(qsn, h + N * nb + T, N, h + N * nb + 2 * T, &nptiles);
     free(qsn);
     cudaMemcpy(d, h, ((size_t)N * nb + 4 * T) * 4, cudaMemcpyHostToDevice);
     kern_fill_uniform_f32(q, (size_t)T * H * D, 9, -1, 1, m->stream);
@@ -439,7 +443,7 @@ static int bench_attn(struct cu_impl *m, int N, int L, int ctx_before)
                                   .positions = d + N * nb + T, .tiles = d + N * nb + 2 * T,
                                   .ntiles = ntiles, .T = T, .Hq = H, .Hkv = H,
                                   .D = D, .bs = bs, .scale = 0.0884f, .nsplit = ns,
-                                  .work = work, .out = out};
+                                  .work = work, .out = out, .nptiles = nptiles};
     double ms = ev_time(m->stream, L == 1 ? 50 : 3, attn_fn, &x);
     char shape[64], note[64];
     snprintf(shape, sizeof shape, "%dx%d ctx=%d", N, L, ctx);
@@ -447,10 +451,21 @@ static int bench_attn(struct cu_impl *m, int N, int L, int ctx_before)
     if (L == 1)
         snprintf(note, sizeof note, "(KV read %.2f TB/s, split %d)",
                  kvbytes / (ms * 1e-3) / 1e12, ns);
-    else
-        snprintf(note, sizeof note, "(per layer)");
+    else /* causal: query j of a sequence sees ctx_before + j + 1 keys */
+        snprintf(note, sizeof note, "(per layer, %.0f TFLOP/s)",
+                 4.0 * D * H * N * ((double)L * ctx_before + (double)L * (L + 1) / 2) /
+                     (ms * 1e-3) / 1e12);
     emit(L == 1 ? "kernel: attention decode" : "kernel: attention prefill", shape, ms * 1e3,
          "us", note);
+    /* each tensor-core prefill kernel shape alone (64 rows x 4 warps, 128 x 8) */
+    for (int v = 1; v <= 2 && L > 1 && nptiles > 0; v++) {
+        x.variant = v;
+        double mv = ev_time(m->stream, 3, attn_fn, &x);
+        snprintf(note, sizeof note, "(%s, %.0f TFLOP/s)", v == 1 ? "64x4w" : "128x8w",
+                 4.0 * D * H * N * ((double)L * ctx_before + (double)L * (L + 1) / 2) /
+                     (mv * 1e-3) / 1e12);
+        emit("kernel: attention prefill variant", shape, mv * 1e3, "us", note);
+    }
     cudaFree(q), cudaFree(kc), cudaFree(vc), cudaFree(out), cudaFree(d), cudaFree(work);
     free(h);
     return 0;
@@ -656,7 +671,8 @@ int bench_main(int argc, char **argv)
                  bench_gdn_chunk(m, 4, 2048) || bench_gdn_chunk(m, 16, 512);
         if (!rc)
             rc = bench_attn(m, 1, 1, 1024) || bench_attn(m, 64, 1, 1024) ||
-                 bench_attn(m, 256, 1, 1024) || bench_attn(m, 1, 8192, 0);
+                 bench_attn(m, 256, 1, 1024) || bench_attn(m, 1, 8192, 0) ||
+                 bench_attn(m, 16, 512, 0);
         const struct cu_layer *g0 = &m->layers[0], *a0 = &m->layers[3];
         int Ts[3] = {1, 64, 8192};
         for (int i = 0; i < 3 && !rc; i++) {

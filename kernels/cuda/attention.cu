@@ -40,7 +40,12 @@ attention_kernel(struct kern_attn_args a)
     int tile = blockIdx.x / a.Hq, h = blockIdx.x - tile * a.Hq;
     int split = blockIdx.y;
     int kvh = h / (a.Hq / a.Hkv);
-    int t0 = a.tiles[2 * tile], cnt = a.tiles[2 * tile + 1];
+    /* blockIdx.z: which KERN_ATTN_QT piece of a longer (prefill) tile */
+    int t0 = a.tiles[2 * tile] + QT * (int)blockIdx.z;
+    int cnt = a.tiles[2 * tile + 1] - QT * (int)blockIdx.z;
+    if (cnt <= 0)
+        return;
+    cnt = cnt < QT ? cnt : QT;
     int sq_ = a.tok_seq[t0];
     const int32_t *bt = a.block_table + (size_t)sq_ * a.max_blocks;
     int qpos[QT];
@@ -203,9 +208,60 @@ extern "C" int kern_attention_tiles(const int32_t *qs, int N, int32_t *tiles)
     return n;
 }
 
+extern "C" int kern_attention_plan(const int32_t *qs, const int32_t *positions, int N,
+                                   int32_t *tiles, int *nptiles)
+{
+    int n = 0;
+    for (int i = 0; i < N; i++) {
+        if (qs[i + 1] - qs[i] < KERN_ATTN_PF_MIN)
+            continue;
+        for (int t = qs[i]; t < qs[i + 1]; t += KERN_ATTN_PT) {
+            int c = qs[i + 1] - t < KERN_ATTN_PT ? qs[i + 1] - t : KERN_ATTN_PT;
+            /* insertion by decreasing last position: the longest tiles start
+             * first and the short ones fill the tail of the grid */
+            int k = n++;
+            if (positions)
+                for (; k > 0 && positions[tiles[2 * (k - 1)] + tiles[2 * (k - 1) + 1] - 1] <
+                                    positions[t + c - 1];
+                     k--) {
+                    tiles[2 * k] = tiles[2 * (k - 1)];
+                    tiles[2 * k + 1] = tiles[2 * (k - 1) + 1];
+                }
+            tiles[2 * k] = t;
+            tiles[2 * k + 1] = c;
+        }
+    }
+    *nptiles = n;
+    for (int i = 0; i < N; i++) {
+        if (qs[i + 1] - qs[i] >= KERN_ATTN_PF_MIN)
+            continue;
+        for (int t = qs[i]; t < qs[i + 1]; t += QT) {
+            tiles[2 * n] = t;
+            tiles[2 * n + 1] = qs[i + 1] - t < QT ? qs[i + 1] - t : QT;
+            n++;
+        }
+    }
+    return n;
+}
+
 extern "C" size_t kern_attention_work_floats(int T, int Hq, int D, int nsplit)
 {
     return nsplit > 1 ? (size_t)T * Hq * nsplit * (D + 2) : 0;
+}
+
+/* the CUDA-core kernel over a->tiles, pieces (grid z) of QT rows per tile */
+static int launch_tiles(const struct kern_attn_args *a, int pieces, cudaStream_t s)
+{
+    dim3 grid(a->ntiles * a->Hq, a->nsplit, pieces);
+    if (a->D <= 32)
+        attention_kernel<1><<<grid, ATT_WARPS * 32, 0, s>>>(*a);
+    else if (a->D <= 64)
+        attention_kernel<2><<<grid, ATT_WARPS * 32, 0, s>>>(*a);
+    else if (a->D <= 128)
+        attention_kernel<4><<<grid, ATT_WARPS * 32, 0, s>>>(*a);
+    else
+        attention_kernel<8><<<grid, ATT_WARPS * 32, 0, s>>>(*a);
+    return KU_LAUNCH_RESULT();
 }
 
 extern "C" int kern_attention(const struct kern_attn_args *a, cudaStream_t s)
@@ -215,20 +271,30 @@ extern "C" int kern_attention(const struct kern_attn_args *a, cudaStream_t s)
     if (a->D % 8 || a->D > ATT_MAXD || a->D <= 0 || a->Hkv <= 0 || a->Hq % a->Hkv ||
         a->nsplit < 1 || a->nsplit > 65535 || (a->nsplit > 1 && !a->work))
         return (int)cudaErrorInvalidValue;
-    if (a->ntiles <= 0 || !a->tiles)
+    if (a->ntiles <= 0 || !a->tiles || a->nptiles < 0 || a->nptiles > a->ntiles)
         return (int)cudaErrorInvalidValue;
-    dim3 grid(a->ntiles * a->Hq, a->nsplit);
-    if (a->D <= 32)
-        attention_kernel<1><<<grid, ATT_WARPS * 32, 0, s>>>(*a);
-    else if (a->D <= 64)
-        attention_kernel<2><<<grid, ATT_WARPS * 32, 0, s>>>(*a);
-    else if (a->D <= 128)
-        attention_kernel<4><<<grid, ATT_WARPS * 32, 0, s>>>(*a);
-    else
-        attention_kernel<8><<<grid, ATT_WARPS * 32, 0, s>>>(*a);
-    int rc = KU_LAUNCH_RESULT();
-    if (rc || a->nsplit == 1)
+    int rc = 0;
+    struct kern_attn_args b = *a;
+    if (a->nptiles > 0) {
+        if (kern_attention_prefill_supported(a->D)) {
+            rc = kern_attention_prefill(a, s);
+        } else {
+            /* other head dims: the CUDA-core kernel, KERN_ATTN_QT rows per block */
+            b.ntiles = a->nptiles;
+            b.nsplit = 1;
+            rc = launch_tiles(&b, KERN_ATTN_PT / QT, s);
+        }
+        if (rc)
+            return rc;
+        /* the merge kernel would overwrite every row: no split beside prefill */
+        b.nsplit = 1;
+    }
+    b.tiles = a->tiles + 2 * a->nptiles;
+    b.ntiles = a->ntiles - a->nptiles;
+    if (b.ntiles == 0)
+        return 0;
+    if ((rc = launch_tiles(&b, 1, s)) || b.nsplit == 1)
         return rc;
-    attention_merge_kernel<<<a->T * a->Hq, 128, 0, s>>>(a->work, a->nsplit, a->D, a->Hq, a->out);
+    attention_merge_kernel<<<b.T * b.Hq, 128, 0, s>>>(b.work, b.nsplit, b.D, b.Hq, b.out);
     return KU_LAUNCH_RESULT();
 }

@@ -4,7 +4,12 @@
  * and chunked-prefill continuations, with scattered block tables, at the 7B
  * head shapes and with grouped KV heads; split-KV decode with several split
  * counts. K and V are bf16-rounded first so both sides attend to the same
- * values (the GPU cache is bf16).
+ * values (the GPU cache is bf16). Each batch runs through the dispatch plan
+ * (kern_attention_plan: chunks of >= KERN_ATTN_PF_MIN tokens on the
+ * tensor-core prefill kernel, the rest on the CUDA-core kernel) and, for the
+ * mixed batches, also through plain KERN_ATTN_QT tiles (all CUDA cores).
+ * The long (8192-token) case checks a sample of rows against the reference
+ * (every row for NaN), which keeps the CPU side to seconds.
  *
  * Runs on the GPU machine only (make test-gpu), CK_NOFORK.
  */
@@ -18,8 +23,44 @@
 #include "kernels/cuda/kv_write.h"
 #include "tests/gpu/gpu_util.h"
 
-static void attn_case(int Hq, int Hkv, int D, int bs, const int *cache, const int *nnew, int N,
-                      int nsplit, uint64_t seed)
+static int row_sampled(int j, int n, int sample)
+{
+    return j < KERN_ATTN_PT || j >= n - KERN_ATTN_PT || j % sample == 0;
+}
+
+/* got (bf16, Tn rows of QD) against ref; with sample > 1 only the sampled
+ * rows are compared and every row must be finite (written). */
+static void check_out(const char *nm, const uint16_t *got, float *ref, int Tn, int QD,
+                      const int *nnew, int N, int sample, double tol)
+{
+    int nan;
+    if (sample <= 1) {
+        GU_EXPECT(nm, gu_rel_err_bf16(got, ref, (size_t)Tn * QD, &nan), nan, tol);
+        return;
+    }
+    float *all = malloc((size_t)Tn * QD * 4), *rs = malloc((size_t)Tn * QD * 4);
+    int bad = 0;
+    for (size_t k = 0; k < (size_t)Tn * QD; k++)
+        bad |= !isfinite(all[k] = gu_from_bf16(got[k]));
+    ck_assert_msg(!bad, "%s: unwritten or non-finite output", nm);
+    int ns = 0;
+    for (int i = 0, tt = 0; i < N; tt += nnew[i], i++)
+        for (int j = 0; j < nnew[i]; j++)
+            if (row_sampled(j, nnew[i], sample)) {
+                memcpy(all + (size_t)ns * QD, all + (size_t)(tt + j) * QD, (size_t)QD * 4);
+                memcpy(rs + (size_t)ns * QD, ref + (size_t)(tt + j) * QD, (size_t)QD * 4);
+                ns++;
+            }
+    GU_EXPECT(nm, gu_rel_err(all, rs, (size_t)ns * QD, &nan), nan, tol);
+    free(all), free(rs);
+}
+
+/* plan: 1 = kern_attention_plan (prefill tiles), 0 = kern_attention_tiles.
+ * variants: also run each prefill kernel shape by itself.
+ * sample > 1: the reference covers the first and last 64 rows of every
+ * sequence and every sample-th row between. */
+static void attn_run(int Hq, int Hkv, int D, int bs, const int *cache, const int *nnew, int N,
+                     int nsplit, uint64_t seed, int plan, int sample, double tol, int variants)
 {
     gu_seed(seed);
     int P = (Hq + 2 * Hkv) * D, QD = Hq * D, KVD = Hkv * D;
@@ -74,9 +115,17 @@ static void attn_case(int Hq, int Hkv, int D, int bs, const int *cache, const in
         }
         const float *kr = rows + (size_t)r0 * P + QD;
         kern_cpu_kv_write(kp, vp, kr, P, kr + KVD, P, bt + i * maxb, bs, Hkv, D, 0, ctx);
-        kern_cpu_attention(ref + (size_t)t0 * QD, QD, q + (size_t)t0 * QD, QD, kp, vp,
-                           bt + i * maxb, bs, Hq, Hkv, D, cache[i], nnew[i],
-                           1.0f / sqrtf((float)D));
+        if (sample <= 1) {
+            kern_cpu_attention(ref + (size_t)t0 * QD, QD, q + (size_t)t0 * QD, QD, kp, vp,
+                               bt + i * maxb, bs, Hq, Hkv, D, cache[i], nnew[i],
+                               1.0f / sqrtf((float)D));
+        } else {
+            for (int j = 0; j < nnew[i]; j++)
+                if (row_sampled(j, nnew[i], sample))
+                    kern_cpu_attention(ref + (size_t)(t0 + j) * QD, QD, q + (size_t)(t0 + j) * QD,
+                                       QD, kp, vp, bt + i * maxb, bs, Hq, Hkv, D, cache[i] + j,
+                                       1, 1.0f / sqrtf((float)D));
+        }
         r0 += ctx;
         t0 += nnew[i];
     }
@@ -89,7 +138,9 @@ static void attn_case(int Hq, int Hkv, int D, int bs, const int *cache, const in
     qsn[0] = 0;
     for (int i = 0; i < N; i++)
         qsn[i + 1] = qsn[i] + nnew[i];
-    int ntiles = kern_attention_tiles(qsn, N, tiles);
+    int nptiles = 0;
+    int ntiles = plan ? kern_attention_plan(qsn, pos, N, tiles, &nptiles)
+                      : kern_attention_tiles(qsn, N, tiles);
     int32_t *dtiles = gu_dev(2 * Tn * 4);
     gu_up(dtiles, tiles, 2 * ntiles * 4);
     float *dwork = nsplit > 1 ? gu_dev(kern_attention_work_floats(Tn, Hq, D, nsplit) * 4) : NULL;
@@ -106,20 +157,54 @@ static void attn_case(int Hq, int Hkv, int D, int bs, const int *cache, const in
                                .tiles = dtiles, .ntiles = ntiles, .T = Tn,
                                .Hq = Hq, .Hkv = Hkv, .D = D, .bs = bs,
                                .scale = 1.0f / sqrtf((float)D), .nsplit = nsplit,
-                               .work = dwork, .out = dout};
-    ck_assert_int_eq(kern_attention(&a, 0), 0);
-    gu_sync();
+                               .work = dwork, .out = dout, .nptiles = nptiles};
     uint16_t *got = calloc((size_t)Tn * QD, 2);
-    gu_down(got, dout, (size_t)Tn * QD * 2);
-    int nan;
-    char nm[96];
-    snprintf(nm, sizeof nm, "attention Hq%d Hkv%d D%d bs%d N=%d T=%d split=%d", Hq, Hkv, D, bs,
-             N, Tn, nsplit);
-    GU_EXPECT(nm, gu_rel_err_bf16(got, ref, (size_t)Tn * QD, &nan), nan, 5e-3);
+    /* variant 0: kern_attention as the engine calls it; 1 and 2: each
+     * prefill kernel shape (kern_attention_prefill_variant), the decode
+     * tiles through kern_attention, output poisoned again before each */
+    int nv = variants && nptiles > 0 && kern_attention_prefill_supported(D) ? 2 : 0;
+    for (int v = 0; v <= nv; v++) {
+        if (v == 0) {
+            ck_assert_int_eq(kern_attention(&a, 0), 0);
+        } else {
+            ck_assert(cudaMemset(dout, 0xFF, (size_t)Tn * QD * 2) == cudaSuccess);
+            ck_assert_int_eq(kern_attention_prefill_variant(&a, v, 0), 0);
+            struct kern_attn_args b = a;
+            b.tiles += 2 * nptiles;
+            b.ntiles -= nptiles;
+            b.nptiles = 0;
+            b.nsplit = 1;
+            if (b.ntiles > 0)
+                ck_assert_int_eq(kern_attention(&b, 0), 0);
+        }
+        gu_sync();
+        gu_down(got, dout, (size_t)Tn * QD * 2);
+        char nm[128];
+        snprintf(nm, sizeof nm, "attention Hq%d Hkv%d D%d bs%d N=%d T=%d split=%d %s%d v%d", Hq,
+                 Hkv, D, bs, N, Tn, nsplit, plan ? "ptiles=" : "qtiles", plan ? nptiles : 0, v);
+        check_out(nm, got, ref, Tn, QD, nnew, N, sample, tol);
+    }
     free(qsn), free(tiles);
     free(perm), free(bt), free(rows), free(smap), free(tseq), free(pos), free(q), free(ref),
         free(kp), free(vp), free(got);
     gu_free_all();
+}
+
+/* Every row checked; the dispatch plan (tensor-core prefill tiles) and, with
+ * qtiles, again with the CUDA-core kernel alone. */
+static void attn_case(int Hq, int Hkv, int D, int bs, const int *cache, const int *nnew, int N,
+                      int nsplit, uint64_t seed)
+{
+    int nmax = 0;
+    for (int i = 0; i < N; i++)
+        nmax = nnew[i] > nmax ? nnew[i] : nmax;
+    /* bf16 Q and P on the tensor-core path: 1e-2; fp32 on CUDA cores */
+    attn_run(Hq, Hkv, D, bs, cache, nnew, N, nsplit, seed, 1, 1,
+             nmax >= KERN_ATTN_PF_MIN ? 1e-2 : 5e-3, !gu_emulated() || Hq < 16);
+    /* the same batch on CUDA cores alone (when the plan differs; on the
+     * emulator only for the smaller head counts, which keeps it to seconds) */
+    if (nmax >= KERN_ATTN_PF_MIN && (!gu_emulated() || Hq < 16))
+        attn_run(Hq, Hkv, D, bs, cache, nnew, N, nsplit, seed, 0, 1, 5e-3, 0);
 }
 
 START_TEST(test_attention_mixed)
@@ -130,6 +215,43 @@ START_TEST(test_attention_mixed)
     attn_case(30, 30, 128, 16, c3, n3, 2, 1, 1102);        /* several query tiles */
     int c2[3] = {0, 9, 3}, n2[3] = {19, 1, 8};
     attn_case(8, 2, 64, 4, c2, n2, 3, 1, 1101);           /* grouped KV heads */
+    int c4[2] = {5, 0}, n4[2] = {40, 20};
+    attn_case(4, 2, 32, 16, c4, n4, 2, 1, 1103);          /* D 32: prefill tiles on CUDA cores */
+}
+END_TEST
+
+/* Ragged varlen batches for the prefill kernel: decode rows, a 15-token chunk
+ * (CUDA cores), 64/65/200/1000-token chunks, fresh and continuing cached
+ * prefixes (cache_len not a multiple of the tile or block size), GQA 2x/4x,
+ * D 64 and 128, several KV block sizes. */
+START_TEST(test_attention_prefill_varlen)
+{
+    int emu = gu_emulated();
+    int c1[7] = {500, 0, 0, 37, 100, 0, 3}, n1[7] = {1, 15, 64, 65, 200, 1000, 1};
+    attn_run(emu ? 4 : 16, emu ? 2 : 8, 128, 16, c1, n1, 7, 1, 1300, 1, 1, 1e-2, 1);
+    int c2[5] = {0, 129, 1, 64, 2000}, n2[5] = {200, 65, 64, 17, 1};
+    attn_run(emu ? 4 : 16, emu ? 1 : 4, 64, 16, c2, n2, 5, 1, 1301, 1, 1, 1e-2, !emu);
+    int c3[3] = {70, 0, 9}, n3[3] = {130, 16, 1};
+    attn_run(8, 4, 64, 32, c3, n3, 3, 16, 1302, 1, 1, 1e-2, 1); /* bs 32; split ignored */
+    attn_run(6, 3, 128, 8, c3, n3, 3, 1, 1303, 1, 1, 1e-2, 1); /* bs 8 */
+}
+END_TEST
+
+/* A long causal prefill at 7B head shapes (8192 tokens, 30/30 heads, D 128)
+ * and a long chunk continuing a cached prefix; shrunk on the emulator. */
+START_TEST(test_attention_prefill_long)
+{
+    if (gu_emulated()) {
+        int c[1] = {0}, n[1] = {1536};
+        attn_run(2, 1, 128, 16, c, n, 1, 1, 1400, 1, 7, 1e-2, 0);
+        int c2[1] = {700}, n2[1] = {300};
+        attn_run(2, 2, 64, 16, c2, n2, 1, 1, 1401, 1, 5, 1e-2, 0);
+        return;
+    }
+    int c[1] = {0}, n[1] = {8192};
+    attn_run(30, 30, 128, 16, c, n, 1, 1, 1400, 1, 61, 1e-2, 1);
+    int c2[2] = {3000, 0}, n2[2] = {2000, 1};
+    attn_run(30, 30, 128, 16, c2, n2, 2, 1, 1401, 1, 17, 1e-2, 1);
 }
 END_TEST
 
@@ -139,7 +261,7 @@ START_TEST(test_attention_split)
     attn_case(30, 30, 128, 16, c, n, 2, 1, 1200);
     attn_case(30, 30, 128, 16, c, n, 2, 7, 1201);
     attn_case(30, 30, 128, 16, c, n, 2, 16, 1202);
-    int c2[1] = {4095}, n2[1] = {1};
+    int c2[1] = {gu_emulated() ? 2047 : 4095}, n2[1] = {1};
     attn_case(30, 30, 128, 16, c2, n2, 1, 16, 1203);
 }
 END_TEST
@@ -151,6 +273,8 @@ Suite *gpu_attn_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_attention_mixed);
     tcase_add_test(tc, test_attention_split);
+    tcase_add_test(tc, test_attention_prefill_varlen);
+    tcase_add_test(tc, test_attention_prefill_long);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,381 @@
+/* kernels/cuda/attention_prefill.cu: causal attention for prefill tiles on
+ * tensor cores (FlashAttention-2 forward over the paged bf16 KV cache).
+ *
+ * Grid (nptiles, Hq), NW warps per block. A block takes one prefill tile (up
+ * to BM = 16*NW consecutive query tokens of one sequence) and one query head
+ * h (kv head h / (Hq/Hkv)); warp w owns query rows 16w..16w+15. The keys
+ * 0..(last query position) are walked in blocks of BN = 64 from block 0 up:
+ *   S = Q K^T      mma.sync m16n8k16 bf16 -> fp32, Q fragments kept in
+ *                  registers for the whole loop, K fragments by ldmatrix
+ *   online softmax in fp32 on the accumulator registers (exp2 with the scale
+ *                  folded in; a row's max and sum reduce over the 4 lanes
+ *                  that share it); masked keys are -inf, never multiplied
+ *   O += P V       P re-packed from the S accumulators straight into A
+ *                  fragments (the C and A layouts line up), V fragments by
+ *                  ldmatrix.trans
+ * K and V tiles are staged by cp.async into one buffer each: V of block j is
+ * loaded while S = Q K_j runs, K of block j+1 while softmax and P V_j run.
+ * Shared rows are D bf16 in 16-byte chunks stored at chunk ^ (row & 7), so
+ * the 8 row addresses of every ldmatrix hit 8 different bank groups.
+ * Keys past the last query position are zero-filled (never read from the
+ * cache: that memory may hold anything) and masked. Block 0 comes first, so
+ * every row has seen key 0 before any fully masked block: the running max is
+ * finite from the first block on and no NaN guard is needed.
+ *
+ * Precision: Q is rounded to bf16 (unscaled), P to bf16 for P V, everything
+ * else (scores, max, sum, output accumulator) fp32; output bf16.
+ * Under tools/cuda-emu the PTX is replaced by emu_warp_mma.h, which keeps the
+ * PTX per-lane fragment layouts. Engine thread launches it (kern_attention).
+ */
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/kern_util.h"
+#ifdef DS_CUDA_EMU
+#include "emu_warp_mma.h"
+#endif
+
+#define PF_BN 64
+/* variant 1: 64-row blocks of 4 warps (2-3 blocks per SM); 2: 128-row blocks
+ * of 8 warps (half the K/V traffic from L2, one block per SM) */
+#define KERN_ATTN_PF_DEFAULT 1
+
+/* ---- warp-level PTX (sm_80+) ---- */
+static __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const uint16_t *p)
+{
+#ifdef DS_CUDA_EMU
+    emu_ldmatrix_x4(r, p, 0);
+#else
+    unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+#endif
+}
+
+static __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const uint16_t *p)
+{
+#ifdef DS_CUDA_EMU
+    emu_ldmatrix_x4(r, p, 1);
+#else
+    unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+#endif
+}
+
+static __device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0,
+                                                uint32_t b1)
+{
+#ifdef DS_CUDA_EMU
+    emu_mma_16816(c, a, b0, b1);
+#else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+/* 16 bytes global -> shared, asynchronous; valid == 0 zero-fills dst */
+static __device__ __forceinline__ void cp_async16(uint16_t *dst, const uint16_t *src, bool valid)
+{
+#ifdef DS_CUDA_EMU
+    emu_cp_async16(dst, src, valid);
+#else
+    unsigned a = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(a), "l"(src),
+                 "r"(valid ? 16 : 0));
+#endif
+}
+
+static __device__ __forceinline__ void cp_async_commit(void)
+{
+#ifndef DS_CUDA_EMU
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+static __device__ __forceinline__ void cp_async_wait_all(void)
+{
+#ifndef DS_CUDA_EMU
+    asm volatile("cp.async.wait_group 0;\n" ::);
+#endif
+}
+
+/* two floats -> bf16x2 (lo in the low half), round to nearest even */
+static __device__ __forceinline__ uint32_t pack_bf2(float lo, float hi)
+{
+#ifdef DS_CUDA_EMU
+    return (uint32_t)ku_to_bf(lo) | ((uint32_t)ku_to_bf(hi) << 16);
+#else
+    uint32_t r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+#endif
+}
+
+/* 2^x (ex2.approx: 2 ulp, 2^-inf = 0) */
+static __device__ __forceinline__ float fast_exp2(float x)
+{
+#ifdef DS_CUDA_EMU
+    return exp2f(x);
+#else
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(x));
+    return r;
+#endif
+}
+
+/* element offset of 16-byte chunk c of row r in a swizzled [rows][D] tile */
+template <int D>
+static __device__ __forceinline__ int sw_off(int r, int c)
+{
+    return r * D + ((c ^ (r & 7)) << 3);
+}
+
+/* Stage key block kb (rows kb*BN .. +BN-1 of kv head kvh) of cache c into
+ * dst; rows past maxpos are zero-filled. Thread th handles chunk th % CH of
+ * rows th / CH + k * (NT / CH). */
+template <int D, int NT>
+static __device__ __forceinline__ void load_kv_block(uint16_t *dst, const uint16_t *c,
+                                                     const int32_t *bt, int kb, int maxpos,
+                                                     int kvh, int Hkv, int bs, int th)
+{
+    constexpr int CH = D / 8, RSTEP = NT / CH;
+    int ch = th % CH;
+#pragma unroll
+    for (int r = th / CH; r < PF_BN; r += RSTEP) {
+        int p = kb * PF_BN + r;
+        bool ok = p <= maxpos;
+        const uint16_t *src = c;
+        if (ok)
+            src = c + (((size_t)bt[p / bs] * Hkv + kvh) * bs + p % bs) * D + ch * 8;
+        cp_async16(dst + sw_off<D>(r, ch), src, ok);
+    }
+}
+
+template <int D, int NW>
+static __global__ void __launch_bounds__(NW * 32)
+attn_prefill_kernel(struct kern_attn_args a)
+{
+    constexpr int BM = 16 * NW, BN = PF_BN, CH = D / 8, NT = NW * 32;
+    constexpr int KD = D / 16;  /* k-steps of Q K^T, n-tile pairs of P V */
+    constexpr int NS = BN / 8;  /* n-tiles of S */
+    static_assert(BM <= 2 * BN, "the Q tile is staged in the K/V buffers");
+    static_assert(KERN_ATTN_PT % BM == 0, "prefill tiles are whole blocks of BM rows");
+    /* [0, BN*D): K tile, [BN*D, 2*BN*D): V tile (the Q tile before the loop) */
+    __shared__ uint4 smem4[2 * BN * D / 8]; /* uint4: 16-byte aligned */
+    uint16_t *smem = (uint16_t *)smem4;
+    uint16_t *sK = smem, *sV = smem + BN * D;
+    uint16_t *sQ = BM <= BN ? sV : smem;
+
+    int th = threadIdx.x, lane = th & 31, w = th >> 5, g = lane >> 2, tq = lane & 3;
+    /* a prefill tile (KERN_ATTN_PT tokens at most) is PIECES blocks of BM
+     * rows; the later piece (more keys) is launched first */
+    constexpr int PIECES = KERN_ATTN_PT / BM;
+    int tile = blockIdx.x / PIECES, piece = PIECES - 1 - (int)(blockIdx.x % PIECES);
+    int h = blockIdx.y;
+    int t0 = a.tiles[2 * tile] + piece * BM, cnt = a.tiles[2 * tile + 1] - piece * BM;
+    if (cnt <= 0)
+        return; /* the whole block: before any barrier */
+    cnt = cnt < BM ? cnt : BM;
+    int kvh = h / (a.Hq / a.Hkv);
+    const int32_t *bt = a.block_table + (size_t)a.tok_seq[t0] * a.max_blocks;
+    int minpos = 0x7fffffff, maxpos = -1;
+    for (int i = 0; i < cnt; i++) {
+        int p = a.positions[t0 + i];
+        minpos = p < minpos ? p : minpos;
+        maxpos = p > maxpos ? p : maxpos;
+    }
+    /* the lane's two rows; padding rows (past cnt) see every key, read zero
+     * queries and are never stored */
+    int r0 = 16 * w + g, r1 = r0 + 8;
+    int qp0 = r0 < cnt ? a.positions[t0 + r0] : maxpos;
+    int qp1 = r1 < cnt ? a.positions[t0 + r1] : maxpos;
+
+    if (BM <= BN) {
+        load_kv_block<D, NT>(sK, a.kc, bt, 0, maxpos, kvh, a.Hkv, a.bs, th);
+        cp_async_commit();
+    }
+    /* Q tile: fp32 rows -> bf16, swizzled */
+    for (int i = th; i < BM * CH; i += NT) {
+        int r = i / CH, c = i % CH;
+        uint32_t u[4] = {0u, 0u, 0u, 0u};
+        if (r < cnt) {
+            const float *src = a.q + (size_t)(t0 + r) * a.q_stride + (size_t)h * D + c * 8;
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                u[j] = pack_bf2(src[2 * j], src[2 * j + 1]);
+        }
+        uint32_t *d = (uint32_t *)(sQ + sw_off<D>(r, c));
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            d[j] = u[j];
+    }
+    __syncthreads();
+    uint32_t qf[KD][4];
+    {
+        int row = 16 * w + (lane & 15);
+#pragma unroll
+        for (int kk = 0; kk < KD; kk++)
+            ldsm_x4(qf[kk], sQ + sw_off<D>(row, 2 * kk + (lane >> 4)));
+    }
+    if (BM > BN) {
+        __syncthreads(); /* Q read out of the K/V buffers */
+        load_kv_block<D, NT>(sK, a.kc, bt, 0, maxpos, kvh, a.Hkv, a.bs, th);
+        cp_async_commit();
+    }
+
+    float o[KD * 2][4];
+#pragma unroll
+    for (int j = 0; j < KD * 2; j++)
+        o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f; /* m in log2 units */
+    const float sl = a.scale * 1.4426950408889634f;
+    int nkb = maxpos / BN + 1;
+    for (int kb = 0; kb < nkb; kb++) {
+        cp_async_wait_all();
+        __syncthreads(); /* K_kb landed; every warp is done with sV */
+        load_kv_block<D, NT>(sV, a.vc, bt, kb, maxpos, kvh, a.Hkv, a.bs, th);
+        cp_async_commit();
+
+        float s[NS][4];
+#pragma unroll
+        for (int j = 0; j < NS; j++)
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < KD; kk++) {
+#pragma unroll
+            for (int jp = 0; jp < NS / 2; jp++) {
+                uint32_t b[4];
+                int row = 16 * jp + (lane & 7) + ((lane >> 4) << 3);
+                ldsm_x4(b, sK + sw_off<D>(row, 2 * kk + ((lane >> 3) & 1)));
+                mma_bf16(s[2 * jp], qf[kk], b[0], b[1]);
+                mma_bf16(s[2 * jp + 1], qf[kk], b[2], b[3]);
+            }
+        }
+        cp_async_wait_all();
+        __syncthreads(); /* V_kb landed; every warp is done with sK */
+        if (kb + 1 < nkb) {
+            load_kv_block<D, NT>(sK, a.kc, bt, kb + 1, maxpos, kvh, a.Hkv, a.bs, th);
+            cp_async_commit();
+        }
+
+        /* online softmax over this block's scores, rows r0 (c[0..1]) and r1 */
+        bool need_mask = kb * BN + BN - 1 > minpos;
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < NS; j++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float v = s[j][e] * sl;
+                if (need_mask) {
+                    int key = kb * BN + 8 * j + 2 * tq + (e & 1);
+                    if (key > (e < 2 ? qp0 : qp1))
+                        v = -INFINITY;
+                }
+                s[j][e] = v;
+            }
+            mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
+            mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1); /* finite: see the top */
+        float c0 = fast_exp2(m0 - mn0), c1 = fast_exp2(m1 - mn1);
+        m0 = mn0;
+        m1 = mn1;
+        float ps0 = 0.0f, ps1 = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NS; j++) {
+            s[j][0] = fast_exp2(s[j][0] - mn0);
+            s[j][1] = fast_exp2(s[j][1] - mn0);
+            s[j][2] = fast_exp2(s[j][2] - mn1);
+            s[j][3] = fast_exp2(s[j][3] - mn1);
+            ps0 += s[j][0] + s[j][1];
+            ps1 += s[j][2] + s[j][3];
+        }
+        l0 = l0 * c0 + ps0; /* lane-partial sums: reduced once at the end */
+        l1 = l1 * c1 + ps1;
+#pragma unroll
+        for (int j = 0; j < KD * 2; j++) {
+            o[j][0] *= c0;
+            o[j][1] *= c0;
+            o[j][2] *= c1;
+            o[j][3] *= c1;
+        }
+
+        /* O += P V */
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            uint32_t pa[4];
+            pa[0] = pack_bf2(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = pack_bf2(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = pack_bf2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = pack_bf2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            int row = 16 * kk + (lane & 7) + (((lane >> 3) & 1) << 3);
+#pragma unroll
+            for (int dp = 0; dp < KD; dp++) {
+                uint32_t b[4];
+                ldsm_x4_t(b, sV + sw_off<D>(row, 2 * dp + (lane >> 4)));
+                mma_bf16(o[2 * dp], pa, b[0], b[1]);
+                mma_bf16(o[2 * dp + 1], pa, b[2], b[3]);
+            }
+        }
+    }
+
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    float i0 = 1.0f / l0, i1 = 1.0f / l1;
+    size_t ld = (size_t)a.Hq * D;
+    uint16_t *ob = a.out + (size_t)h * D + 2 * tq;
+#pragma unroll
+    for (int j = 0; j < KD * 2; j++) {
+        if (r0 < cnt)
+            *(uint32_t *)(ob + (size_t)(t0 + r0) * ld + 8 * j) = pack_bf2(o[j][0] * i0, o[j][1] * i0);
+        if (r1 < cnt)
+            *(uint32_t *)(ob + (size_t)(t0 + r1) * ld + 8 * j) = pack_bf2(o[j][2] * i1, o[j][3] * i1);
+    }
+}
+
+extern "C" int kern_attention_prefill_supported(int D)
+{
+    return D == 64 || D == 128;
+}
+
+template <int D, int NW>
+static void launch_prefill(const struct kern_attn_args *a, cudaStream_t s)
+{
+    dim3 grid(a->nptiles * (KERN_ATTN_PT / (16 * NW)), a->Hq);
+    attn_prefill_kernel<D, NW><<<grid, NW * 32, 0, s>>>(*a);
+}
+
+extern "C" int kern_attention_prefill_variant(const struct kern_attn_args *a, int variant,
+                                              cudaStream_t s)
+{
+    if (a->nptiles <= 0)
+        return 0;
+    if (!kern_attention_prefill_supported(a->D) || a->Hkv <= 0 || a->Hq % a->Hkv || !a->tiles ||
+        a->nptiles > a->ntiles || a->Hq > 65535 || a->nptiles > (1 << 24) || variant < 0 ||
+        variant > 2)
+        return (int)cudaErrorInvalidValue;
+    if (variant == 0)
+        variant = KERN_ATTN_PF_DEFAULT;
+    if (a->D == 64)
+        variant == 1 ? launch_prefill<64, 4>(a, s) : launch_prefill<64, 8>(a, s);
+    else
+        variant == 1 ? launch_prefill<128, 4>(a, s) : launch_prefill<128, 8>(a, s);
+    return KU_LAUNCH_RESULT();
+}
+
+extern "C" int kern_attention_prefill(const struct kern_attn_args *a, cudaStream_t s)
+{
+    return kern_attention_prefill_variant(a, 0, s);
+}

@@ -79,7 +79,7 @@ static int attn_splits(const struct cu_impl *m, int T)
 /* Enqueue the whole model for T tokens of N sequences, final norm of R rows
  * (rows listed in meta rows) into xb. Does not run lm_head. spec: the step has
  * verify rows (meta tok_spec is valid). */
-static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int spec)
+static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int nptiles, int spec)
 {
     struct cu_impl *m = e->impl;
     const struct cfg_model *c = e->cfg;
@@ -140,7 +140,7 @@ static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int spe
                 .q = m->proj, .q_stride = P, .kc = m->kc[ai], .vc = m->vc[ai],
                 .block_table = d.bt, .max_blocks = m->opt.max_blocks_per_seq,
                 .tok_seq = d.tok_seq, .positions = d.pos, .tiles = d.tiles, .ntiles = ntiles,
-                .T = T, .Hq = m->Hq, .Hkv = m->Hkv,
+                .nptiles = nptiles, .T = T, .Hq = m->Hq, .Hkv = m->Hkv,
                 .D = m->D, .bs = m->bs, .scale = 1.0f / sqrtf((float)m->D),
                 .nsplit = attn_splits(m, T), .work = m->attn_work, .out = m->ob};
             K_CHECK(kern_attention(&a, s));
@@ -258,7 +258,8 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
     }
     h.qs[Np] = Tp;
     /* query tiles: the real sequences' first, then the padding rows' */
-    int ntiles = kern_attention_tiles(h.qs, Np, h.tiles), ntiles_real = 0;
+    int nptiles = 0; /* prefill tiles (tensor cores) come first */
+    int ntiles = kern_attention_plan(h.qs, h.pos, Np, h.tiles, &nptiles), ntiles_real = 0;
     while (ntiles_real < ntiles && h.tiles[2 * ntiles_real] < T)
         ntiles_real++;
     size_t nints = (size_t)(h.bt - m->meta_h) + (size_t)Np * MB;
@@ -280,7 +281,7 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
         cudaGraph_t graph = NULL;
         cudaError_t ce = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
         if (ce == cudaSuccess) {
-            rc = run_layers(e, Tp, Np, Rp, ntiles, 0);
+            rc = run_layers(e, Tp, Np, Rp, ntiles, nptiles, 0);
             if (!rc)
                 rc = run_lm_head(m, 0, Rp);
             ce = cudaStreamEndCapture(s, &graph);
@@ -307,7 +308,7 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
     } else {
         /* eager: the metadata holds the padded rows only past N, which an
          * eager run of T tokens / N sequences never reads */
-        if ((rc = run_layers(e, T, N, R, ntiles_real, nver > 0)))
+        if ((rc = run_layers(e, T, N, R, ntiles_real, nptiles, nver > 0)))
             return rc;
         for (int r0 = 0; r0 < R; r0 += m->opt.max_logits) {
             int n = R - r0 < m->opt.max_logits ? R - r0 : m->opt.max_logits;

@@ -690,7 +690,9 @@ int bench_spec_main(int argc, char **argv)
         fprintf(jf, "]},\"rows\":[");
     }
     static const int ngr[2][2] = {{5, 5}, {2, 5}};
-    static const int ks[2] = {4, 8};
+    /* k: half the largest measured and the largest (4 and 8 by default), so
+     * every setting has a measured step cost */
+    const int ks[2] = {g.max_k / 2 > 0 ? g.max_k / 2 : 1, g.max_k};
     static const double ms[4] = {0.0, 0.05, 0.1, 0.2};
     int nrow = 0;
     for (int wi = 0; wi < 3; wi++)

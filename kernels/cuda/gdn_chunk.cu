@@ -2,17 +2,14 @@
  * prefill; contract, algorithm and costs in gdn_chunk.h.
  *
  * prep kernel, one CTA of 4 warps per (chunk, value head): warp 0 scans g,
- * each warp L2-normalizes rows r = warp, warp+4, ...; warp w owns row tile w
+ * warp w L2-normalizes rows 16w..16w+15 and owns row tile w
  * (rows 16w..16w+15) of every 64-row product. WMMA bf16 m16n16k16 with fp32
  * accumulators; only the 10 lower-triangle tiles of the 64x64 products are
  * computed. Everything goes through shared memory (static, <= 48 KB).
  *
- * scan kernel, one CTA of 4 warps per (V-slice of 64, value head, sequence):
- * warp w owns row tile w of Delta and O and state column tile w (all Dk/16
- * row tiles, fp32 accumulators kept in registers across the whole sequence).
- * Workspace operands (W, Q~, K~, P) are loaded straight from global memory
- * (L2: the V-slices of one head share them); the state and Delta go through
- * shared memory as bf16 to become mma operands. Three barriers per chunk.
+ * scan kernel, one CTA of 4 warps per (V-slice of 64, value head, sequence),
+ * V-first with raw mma.sync (see the comment above it): S^T and Delta^T stay
+ * in registers, the chunk operands come through a cp.async double buffer.
  * Engine thread launches both. */
 #include <mma.h>
 
@@ -32,7 +29,6 @@ typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, kbf16, wmma::col_major> gc_fb
 typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> gc_acc;
 
 static __device__ __forceinline__ kbf16 gc_bf(float f) { return __float2bfloat16_rn(f); }
-static __device__ __forceinline__ float gc_f(kbf16 b) { return ku_bf(__bfloat16_as_ushort(b)); }
 
 /* bf16 elements per (chunk, head) in the workspace: Wn, Q~, K~ (64 x Dk each),
  * U (64 x Dv), P (64 x 64). */
@@ -54,9 +50,21 @@ static __device__ __forceinline__ void gc_spill(const gc_acc &a, float *scr, int
     __syncwarp();
 }
 
+/* The same with lanes walking down the columns (for transposed writes). */
+template <typename F>
+static __device__ __forceinline__ void gc_spill_t(const gc_acc &a, float *scr, int lane, F fn)
+{
+    wmma::store_matrix_sync(scr, a, 16, wmma::mem_row_major);
+    __syncwarp();
+#pragma unroll
+    for (int e = lane; e < 256; e += 32)
+        fn(e & 15, e >> 4, scr[(e & 15) * 16 + (e >> 4)]);
+    __syncwarp();
+}
+
 /* ---------------- prep: per (chunk, head) ---------------- */
 template <int DK>
-static __global__ void __launch_bounds__(GC_THREADS)
+static __global__ void __launch_bounds__(GC_THREADS, 3)
 gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
                       const float *__restrict__ beta, const int32_t *__restrict__ plan, int N,
                       int Hk, int Hv, int Dv, float scale, kbf16 *__restrict__ work,
@@ -75,8 +83,8 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
     const int tok0 = plan[N + 1 + 2 * c], len = plan[N + 2 + 2 * c];
     const int kh = h / (Hv / Hk), KD = Hk * DK, CD = 2 * KD + Hv * Dv;
     kbf16 *wp = work + ((size_t)c * Hv + h) * gc_per(DK, Dv);
-    kbf16 *Wn = wp, *Qt = wp + C * DK, *Kt = wp + 2 * C * DK, *Ug = wp + 3 * C * DK,
-          *Pg = Ug + (size_t)C * Dv;
+    kbf16 *Wn = wp, *Qt = wp + C * DK, *KtT = wp + 2 * C * DK, *UT = wp + 3 * C * DK,
+          *Pg = UT + (size_t)C * Dv;
     kbf16 *qb = rq, *Tu = rq, *Tw = rq + C * C;
 
     /* local cumulative gate (inclusive scan over the chunk) */
@@ -108,34 +116,61 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
     if (tid == 0)
         gcw[(size_t)c * Hv + h] = expf(glast);
 
-    /* l2norm q, k (fp32); q~ = Gamma q, k~ = k Gamma_C / Gamma to the workspace */
-    for (int r = warp; r < C; r += 4) {
-        const bool ok = r < len;
-        const float *row = y + (size_t)(tok0 + (ok ? r : 0)) * CD;
-        float qv[PL], kv[PL], qq = 0.0f, kk = 0.0f;
+    /* l2norm q, k (fp32); q~ = Gamma q to the workspace, k~ = k Gamma_C / Gamma
+     * transposed through shared memory (A is free until the P products).
+     * Warp w takes rows 16w..16w+15, loading 4 rows at a time so the global
+     * loads overlap. */
+    {
+        constexpr int LT = C + 2; /* padded row of the k~^T staging (conflict-free) */
+        kbf16 *ktt = (kbf16 *)A;
+#pragma unroll 1
+        for (int r0 = warp * 16; r0 < warp * 16 + 16; r0 += 4) {
+            float qv[4][PL], kv[4][PL];
 #pragma unroll
-        for (int i = 0; i < PL; i++) {
-            int d = lane + 32 * i;
-            qv[i] = ok && d < DK ? row[kh * DK + d] : 0.0f;
-            kv[i] = ok && d < DK ? row[KD + kh * DK + d] : 0.0f;
-            qq += qv[i] * qv[i];
-            kk += kv[i] * kv[i];
-        }
-        qq = ku_warp_sum(qq);
-        kk = ku_warp_sum(kk);
-        float qs_ = scale / sqrtf(qq + 1e-6f), ks_ = 1.0f / sqrtf(kk + 1e-6f);
-        float eq = ok ? expf(sg[r]) : 0.0f, ek = ok ? expf(glast - sg[r]) : 0.0f;
+            for (int i = 0; i < 4; i++) {
+                const int r = r0 + i;
+                const bool ok = r < len;
+                const float *row = y + (size_t)(tok0 + (ok ? r : 0)) * CD;
 #pragma unroll
-        for (int i = 0; i < PL; i++) {
-            int d = lane + 32 * i;
-            if (d < DK) {
-                float qn = qv[i] * qs_, kn = kv[i] * ks_;
-                qb[r * DK + d] = gc_bf(qn);
-                kb[r * DK + d] = gc_bf(kn);
-                Qt[r * DK + d] = gc_bf(qn * eq);
-                Kt[r * DK + d] = gc_bf(kn * ek);
+                for (int p = 0; p < PL; p++) {
+                    int d = lane + 32 * p;
+                    qv[i][p] = ok && d < DK ? row[kh * DK + d] : 0.0f;
+                    kv[i][p] = ok && d < DK ? row[KD + kh * DK + d] : 0.0f;
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = r0 + i;
+                const bool ok = r < len;
+                float qq = 0.0f, kk = 0.0f;
+#pragma unroll
+                for (int p = 0; p < PL; p++) {
+                    qq += qv[i][p] * qv[i][p];
+                    kk += kv[i][p] * kv[i][p];
+                }
+                qq = ku_warp_sum(qq);
+                kk = ku_warp_sum(kk);
+                float qs_ = scale / sqrtf(qq + 1e-6f), ks_ = 1.0f / sqrtf(kk + 1e-6f);
+                float eq = ok ? expf(sg[r]) : 0.0f, ek = ok ? expf(glast - sg[r]) : 0.0f;
+#pragma unroll
+                for (int p = 0; p < PL; p++) {
+                    int d = lane + 32 * p;
+                    if (d < DK) {
+                        float qn = qv[i][p] * qs_, kn = kv[i][p] * ks_;
+                        qb[r * DK + d] = gc_bf(qn);
+                        kb[r * DK + d] = gc_bf(kn);
+                        Qt[r * DK + d] = gc_bf(qn * eq);
+                        ktt[d * LT + r] = gc_bf(kn * ek);
+                    }
+                }
             }
         }
+        __syncthreads();
+        for (int u = tid; u < DK * (C / 2); u += GC_THREADS) {
+            int d = u / (C / 2), r2 = (u % (C / 2)) * 2;
+            *(uint32_t *)(KtT + d * C + r2) = *(const uint32_t *)(ktt + d * LT + r2);
+        }
+        static_assert(DK * LT * 2 <= C * C * 4, "k~^T staging fits in A");
     }
     __syncthreads();
 
@@ -248,15 +283,28 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
     }
     __syncthreads(); /* A free: scratch + V staging */
     kbf16 *Vs = (kbf16 *)(A + 4 * 256);
-    /* U = Tu V, in column slices of 64 (T is lower triangular: kt <= rt) */
-    for (int v0 = 0; v0 < Dv; v0 += 64) {
-        const int wv = min(64, Dv - v0), ntv = wv >> 4;
-        const float *vrow = y + 2 * KD + (size_t)h * Dv + v0;
-        for (int e = tid; e < C * 64; e += GC_THREADS) {
-            int r = e >> 6, cc = e & 63;
-            Vs[e] = gc_bf(r < len && cc < wv ? vrow[(size_t)(tok0 + r) * CD + cc] : 0.0f);
+    /* U = Tu V, in column slices of 64 (T is lower triangular: kt <= rt); the
+     * next slice's loads are issued before this slice's products */
+    constexpr int VPT = C * 64 / GC_THREADS; /* V elements per thread per slice */
+    float vr[VPT];
+    const float *vbase = y + 2 * KD + (size_t)h * Dv;
+    auto load_v = [&](int v0) {
+        const int wv = min(64, Dv - v0);
+#pragma unroll
+        for (int i = 0; i < VPT; i++) {
+            int e = tid + GC_THREADS * i, r = e >> 6, cc = e & 63;
+            vr[i] = r < len && cc < wv ? vbase[(size_t)(tok0 + r) * CD + v0 + cc] : 0.0f;
         }
+    };
+    load_v(0);
+    for (int v0 = 0; v0 < Dv; v0 += 64) {
+        const int ntv = min(64, Dv - v0) >> 4;
+#pragma unroll
+        for (int i = 0; i < VPT; i++)
+            Vs[tid + GC_THREADS * i] = gc_bf(vr[i]);
         __syncthreads();
+        if (v0 + 64 < Dv)
+            load_v(v0 + 64);
         for (int ct = 0; ct < ntv; ct++) {
             gc_acc acc;
             wmma::fill_fragment(acc, 0.0f);
@@ -267,8 +315,8 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
                 wmma::load_matrix_sync(fb, Vs + kt * 16 * 64 + ct * 16, 64);
                 wmma::mma_sync(acc, fa, fb, acc);
             }
-            gc_spill(acc, scr, lane, [&](int rr, int cc, float v) {
-                Ug[(size_t)(rt * 16 + rr) * Dv + v0 + ct * 16 + cc] = gc_bf(v);
+            gc_spill_t(acc, scr, lane, [&](int rr, int cc, float v) {
+                UT[(size_t)(v0 + ct * 16 + cc) * C + rt * 16 + rr] = gc_bf(v);
             });
         }
         __syncthreads();
@@ -290,7 +338,6 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
     }
 }
 
-/* ---------------- scan: per (V-slice, head, sequence) ---------------- */
 template <typename ST> struct gc_io;
 template <> struct gc_io<float> {
     static __device__ __forceinline__ float ld(const float *p) { return *p; }
@@ -301,156 +348,269 @@ template <> struct gc_io<uint16_t> {
     static __device__ __forceinline__ void st(uint16_t *p, float v) { *p = ku_to_bf(v); }
 };
 
+/* ---------------- scan: per (V-slice, head, sequence) ----------------
+ * V-first: warp w owns value rows vw..vw+15 of the head (vw = v0 + 16 w) and
+ * computes, per chunk, with m16n8k16 bf16 mma.sync (fp32 accumulate):
+ *   Delta^T (16 x 64) = U^T + S^T Wn^T          (K = Dk)
+ *   O^T     (16 x 64) = S^T Q~^T + Delta^T P^T  (K = Dk; K = tokens <= r)
+ *   S^T     (16 x Dk) = Gam_C S^T + Delta^T K~  (K = tokens)
+ * S^T and Delta^T live in registers: an fp32 accumulator tile of m16n8 has the
+ * layout of the bf16 A operand of the next product (two adjacent n8 tiles =
+ * one k16 block), so no shared-memory round trip. The B operands (Wn, Q~,
+ * K~^T, P of the chunk) are shared by the CTA's warps: staged in shared
+ * memory by cp.async one chunk ahead (double buffer, rows padded by 8 bf16 so
+ * the 32-bit fragment loads hit 32 banks); U^T is prefetched into registers
+ * one chunk ahead. Two barriers per chunk. */
+#ifdef DS_CUDA_EMU
+/* tools/cuda-emu: m16n8k16 with the PTX ISA's per-lane fragment layouts
+ * (lanes exchange registers through a per-warp buffer between two warp
+ * barriers); cp.async is a synchronous copy (the kernel's waits and barriers
+ * still order it). */
+struct gc_emu_xchg {
+    uint32_t r[32][6];
+};
+static gc_emu_xchg gc_emu_x[32];
+static inline float gc_emu_half(uint32_t u, int hi)
+{
+    return __uint_as_float(hi ? (u & 0xffff0000u) : (u << 16));
+}
+static inline void gc_mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    gc_emu_xchg *x = &gc_emu_x[threadIdx.x >> 5];
+    for (int i = 0; i < 4; i++)
+        x->r[lane][i] = a[i];
+    x->r[lane][4] = b0;
+    x->r[lane][5] = b1;
+    __syncwarp();
+    for (int e = 0; e < 4; e++) {
+        int row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e & 1);
+        float acc = c[e];
+        for (int k = 0; k < 16; k++) {
+            int la = (row % 8) * 4 + (k % 8) / 2, ra = (row >= 8) + 2 * (k >= 8);
+            int lb = col * 4 + (k % 8) / 2, rb = 4 + (k >= 8);
+            acc += gc_emu_half(x->r[la][ra], k & 1) * gc_emu_half(x->r[lb][rb], k & 1);
+        }
+        c[e] = acc;
+    }
+    __syncwarp();
+}
+static inline void gc_cp16(void *dst, const void *src) { memcpy(dst, src, 16); }
+static inline void gc_cp_commit(void) {}
+static inline void gc_cp_wait1(void) {}
+#define GC_DSMEM_MAX (160 * 1024)
+static unsigned char gc_emu_dsmem[GC_DSMEM_MAX];
+#define GC_DSMEM(name) unsigned char *name = gc_emu_dsmem
+#else
+static __device__ __forceinline__ void gc_mma(float c[4], const uint32_t a[4], uint32_t b0,
+                                              uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+static __device__ __forceinline__ void gc_cp16(void *dst, const void *src)
+{
+    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
+}
+static __device__ __forceinline__ void gc_cp_commit(void)
+{
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+static __device__ __forceinline__ void gc_cp_wait1(void)
+{
+    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+}
+#define GC_DSMEM(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
+
+static __device__ __forceinline__ uint32_t gc_pack(float lo, float hi)
+{
+    return (uint32_t)ku_to_bf(lo) | ((uint32_t)ku_to_bf(hi) << 16);
+}
+static __device__ __forceinline__ uint32_t gc_ld32(const kbf16 *p)
+{
+    return *(const uint32_t *)p;
+}
+
+template <int DK> struct gc_stage {
+    enum { LDK = DK + 8, LDT = GC_C + 8 };
+    enum { W = 0, Q = GC_C * LDK, KT = 2 * GC_C * LDK, P = 2 * GC_C * LDK + DK * LDT };
+    enum { ELEMS = 2 * GC_C * LDK + DK * LDT + GC_C * LDT };
+    enum { BYTES = ELEMS * 2 };
+};
+
+/* cp.async one chunk's Wn, Q~, K~^T and P into a stage (16-byte units) */
+template <int DK>
+static __device__ __forceinline__ void gc_stage_load(kbf16 *st, const kbf16 *wp, int Dv, int tid)
+{
+    typedef gc_stage<DK> L;
+    constexpr int C = GC_C, RU = DK / 8, NWQ = 2 * C * RU, NKT = DK * (C / 8);
+    constexpr int TOT = NWQ + NKT + C * (C / 8);
+    const kbf16 *Wn = wp, *KtT = wp + 2 * C * DK, *Pg = wp + 3 * C * DK + (size_t)C * Dv;
+    for (int u = tid; u < TOT; u += GC_THREADS) {
+        if (u < NWQ) { /* Wn then Q~: rows of Dk, contiguous in the workspace */
+            int r = u / RU, k = (u % RU) * 8;
+            gc_cp16(st + (r < C ? L::W + r * L::LDK : L::Q + (r - C) * L::LDK) + k,
+                    Wn + (size_t)r * DK + k);
+        } else if (u < NWQ + NKT) {
+            int v = u - NWQ, d = v >> 3, k = (v & 7) * 8;
+            gc_cp16(st + L::KT + d * L::LDT + k, KtT + d * C + k);
+        } else {
+            int v = u - NWQ - NKT, r = v >> 3, k = (v & 7) * 8;
+            gc_cp16(st + L::P + r * L::LDT + k, Pg + r * C + k);
+        }
+    }
+}
+
 template <int DK, typename ST>
-static __global__ void __launch_bounds__(GC_THREADS)
+static __global__ void __launch_bounds__(GC_THREADS, 1)
 gdn_chunk_scan_kernel(const int32_t *__restrict__ plan, int N, const int32_t *__restrict__ slot,
                       const int32_t *__restrict__ has_init, int Hv, int Dv, ST *state,
                       size_t slot_stride, float *__restrict__ o, const kbf16 *__restrict__ work,
                       const float *__restrict__ gcw)
 {
-    constexpr int C = GC_C, BV = GC_BV, KT = DK / 16;
-    __shared__ __align__(32) kbf16 Sb[DK * BV]; /* state slice, bf16 operand copy */
-    __shared__ __align__(32) kbf16 Db[C * BV];  /* Delta, bf16 */
-    __shared__ __align__(32) float scr_all[4 * 256];
+    typedef gc_stage<DK> L;
+    constexpr int C = GC_C, NJ = DK / 8, NK = DK / 16;
+    GC_DSMEM(smem_raw);
+    kbf16 *stg = (kbf16 *)smem_raw;
 
     const int h = blockIdx.y, n = blockIdx.z, tid = threadIdx.x;
-    const int lane = tid & 31, warp = tid >> 5;
-    const int v0 = blockIdx.x * BV, ntv = min(BV, Dv - v0) >> 4;
+    const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int vw = blockIdx.x * GC_BV + warp * 16;
+    const bool act = vw < Dv; /* Dv % 16 == 0: a warp's 16 rows are all in or all out */
     const int c0 = plan[n], c1 = plan[n + 1];
     if (c1 <= c0)
         return;
     const int sl = slot[n];
     const bool init = sl >= 0 && has_init[n] != 0;
-    ST *Sg = sl >= 0 ? state + (size_t)sl * slot_stride + (size_t)h * DK * Dv + v0 : nullptr;
-    float *scr = scr_all + warp * 256;
-    const bool own = warp < ntv; /* owns state column tile `warp` */
+    ST *Sg = sl >= 0 ? state + (size_t)sl * slot_stride + (size_t)h * DK * Dv : nullptr;
     const size_t per = gc_per(DK, Dv), VD = (size_t)Hv * Dv;
-    const int rt = warp;
 
-    gc_acc S[KT];
+    /* stage chunk c0, U^T of c0 into registers */
+    gc_stage_load<DK>(stg, work + ((size_t)c0 * Hv + h) * per, Dv, tid);
+    gc_cp_commit();
+    uint32_t un[8][2];
+    auto load_u = [&](int c) {
+        const kbf16 *UT = work + ((size_t)c * Hv + h) * per + 3 * C * DK;
 #pragma unroll
-    for (int t = 0; t < KT; t++) {
-        if (own) {
-#pragma unroll
-            for (int e = lane; e < 256; e += 32)
-                scr[e] = init ? gc_io<ST>::ld(Sg + (size_t)(t * 16 + (e >> 4)) * Dv +
-                                              warp * 16 + (e & 15))
-                              : 0.0f;
-            __syncwarp();
-            wmma::load_matrix_sync(S[t], scr, 16, wmma::mem_row_major);
-#pragma unroll
-            for (int e = lane; e < 256; e += 32)
-                Sb[(t * 16 + (e >> 4)) * BV + warp * 16 + (e & 15)] = gc_bf(scr[e]);
-            __syncwarp();
-        } else {
-            wmma::fill_fragment(S[t], 0.0f);
+        for (int j = 0; j < 8; j++) {
+            un[j][0] = act ? gc_ld32(UT + (size_t)(vw + g) * C + 8 * j + 2 * t) : 0u;
+            un[j][1] = act ? gc_ld32(UT + (size_t)(vw + g + 8) * C + 8 * j + 2 * t) : 0u;
         }
-    }
-    __syncthreads();
+    };
+    load_u(c0);
+
+    /* S^T tile j (d = 8j..8j+7): s[j][e] = S[d = 8j + 2t + (e&1)][v = vw + g + 8(e>>1)] */
+    float s[NJ][4];
+#pragma unroll
+    for (int j = 0; j < NJ; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            s[j][e] = init && act ? gc_io<ST>::ld(Sg + (size_t)(8 * j + 2 * t + (e & 1)) * Dv +
+                                                  vw + g + 8 * (e >> 1))
+                                  : 0.0f;
 
     for (int c = c0; c < c1; c++) {
         const int tok0 = plan[N + 1 + 2 * c], len = plan[N + 2 + 2 * c];
-        const kbf16 *wp = work + ((size_t)c * Hv + h) * per;
-        const kbf16 *Wn = wp, *Qt = wp + C * DK, *Kt = wp + 2 * C * DK, *Ug = wp + 3 * C * DK,
-                    *Pg = Ug + (size_t)C * Dv;
+        const kbf16 *sb = stg + (size_t)((c - c0) & 1) * L::ELEMS;
+        /* prefetch chunk c+1 into the other stage (its readers finished at
+         * the barrier ending chunk c-1) */
+        if (c + 1 < c1)
+            gc_stage_load<DK>(stg + (size_t)((c + 1 - c0) & 1) * L::ELEMS,
+                              work + ((size_t)(c + 1) * Hv + h) * per, Dv, tid);
+        gc_cp_commit();
+        uint32_t uu[8][2];
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            uu[j][0] = un[j][0], uu[j][1] = un[j][1];
+        if (c + 1 < c1)
+            load_u(c + 1);
         const float gC = gcw[(size_t)c * Hv + h];
-        const bool act = rt * 16 < len; /* this warp's rows hold tokens */
+        gc_cp_wait1(); /* chunk c's stage has landed (this thread's copies) */
+        __syncthreads(); /* ... and everyone's */
 
-        /* Delta = U + Wn S (rows of this warp's tile) */
         if (act) {
-            gc_fa fa[KT];
+            const int nj = (len + 7) >> 3, nkk = (len + 15) >> 4;
+            uint32_t sa[NK][4];
 #pragma unroll
-            for (int kt = 0; kt < KT; kt++)
-                wmma::load_matrix_sync(fa[kt], Wn + rt * 16 * DK + kt * 16, DK);
-            for (int ct = 0; ct < ntv; ct++) {
-#pragma unroll
-                for (int e = lane; e < 256; e += 32)
-                    scr[e] = gc_f(Ug[(size_t)(rt * 16 + (e >> 4)) * Dv + v0 + ct * 16 + (e & 15)]);
-                __syncwarp();
-                gc_acc acc;
-                wmma::load_matrix_sync(acc, scr, 16, wmma::mem_row_major);
-                __syncwarp();
-#pragma unroll
-                for (int kt = 0; kt < KT; kt++) {
-                    gc_fb fb;
-                    wmma::load_matrix_sync(fb, Sb + kt * 16 * BV + ct * 16, BV);
-                    wmma::mma_sync(acc, fa[kt], fb, acc);
-                }
-                gc_spill(acc, scr, lane, [&](int rr, int cc, float v) {
-                    Db[(rt * 16 + rr) * BV + ct * 16 + cc] = gc_bf(v);
-                });
+            for (int kk = 0; kk < NK; kk++) {
+                sa[kk][0] = gc_pack(s[2 * kk][0], s[2 * kk][1]);
+                sa[kk][1] = gc_pack(s[2 * kk][2], s[2 * kk][3]);
+                sa[kk][2] = gc_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                sa[kk][3] = gc_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
             }
-        } else {
-            for (int e = lane; e < 16 * BV; e += 32)
-                Db[rt * 16 * BV + e] = gc_bf(0.0f);
-        }
-        __syncthreads();
-
-        /* O = Q~ S + P Delta */
-        if (act) {
-            gc_fa fa[KT];
+            /* Delta^T = U^T + S^T Wn^T */
+            float d[8][4];
 #pragma unroll
-            for (int kt = 0; kt < KT; kt++)
-                wmma::load_matrix_sync(fa[kt], Qt + rt * 16 * DK + kt * 16, DK);
-            for (int ct = 0; ct < ntv; ct++) {
-                gc_acc acc;
-                wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-                for (int kt = 0; kt < KT; kt++) {
-                    gc_fb fb;
-                    wmma::load_matrix_sync(fb, Sb + kt * 16 * BV + ct * 16, BV);
-                    wmma::mma_sync(acc, fa[kt], fb, acc);
-                }
-                for (int kt = 0; kt <= rt; kt++) {
-                    gc_fa pa;
-                    gc_fb fb;
-                    wmma::load_matrix_sync(pa, Pg + rt * 16 * C + kt * 16, C);
-                    wmma::load_matrix_sync(fb, Db + kt * 16 * BV + ct * 16, BV);
-                    wmma::mma_sync(acc, pa, fb, acc);
-                }
-                float *orow = o + (size_t)tok0 * VD + (size_t)h * Dv + v0 + ct * 16;
-                gc_spill(acc, scr, lane, [&](int rr, int cc, float v) {
-                    int r = rt * 16 + rr;
-                    if (r < len)
-                        orow[(size_t)r * VD + cc] = v;
-                });
+            for (int j = 0; j < 8; j++) {
+                d[j][0] = ku_bf((uint16_t)(uu[j][0] & 0xffffu));
+                d[j][1] = ku_bf((uint16_t)(uu[j][0] >> 16));
+                d[j][2] = ku_bf((uint16_t)(uu[j][1] & 0xffffu));
+                d[j][3] = ku_bf((uint16_t)(uu[j][1] >> 16));
             }
-        }
-
-        /* S <- Gamma_C S + K~^T Delta (column tile `warp`) */
-        if (own) {
-            const int nkt = (len + 15) >> 4;
 #pragma unroll
-            for (int t = 0; t < KT; t++) {
+            for (int j = 0; j < 8; j++)
+                if (j < nj) {
+                    const kbf16 *b = sb + L::W + (8 * j + g) * L::LDK + 2 * t;
 #pragma unroll
-                for (int i = 0; i < S[t].num_elements; i++)
-                    S[t].x[i] *= gC;
-                for (int kt = 0; kt < nkt; kt++) {
-                    gc_fa_t ka;
-                    gc_fb fb;
-                    wmma::load_matrix_sync(ka, Kt + kt * 16 * DK + t * 16, DK);
-                    wmma::load_matrix_sync(fb, Db + kt * 16 * BV + warp * 16, BV);
-                    wmma::mma_sync(S[t], ka, fb, S[t]);
+                    for (int kk = 0; kk < NK; kk++)
+                        gc_mma(d[j], sa[kk], gc_ld32(b + 16 * kk), gc_ld32(b + 16 * kk + 8));
                 }
+            uint32_t da[4][4];
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                da[kk][0] = gc_pack(d[2 * kk][0], d[2 * kk][1]);
+                da[kk][1] = gc_pack(d[2 * kk][2], d[2 * kk][3]);
+                da[kk][2] = gc_pack(d[2 * kk + 1][0], d[2 * kk + 1][1]);
+                da[kk][3] = gc_pack(d[2 * kk + 1][2], d[2 * kk + 1][3]);
+            }
+            /* O^T = S^T Q~^T + Delta^T P^T, stored as o[token][v] */
+            float *ob = o + (size_t)tok0 * VD + (size_t)h * Dv + vw + g;
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                if (j < nj) {
+                    float a[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                    const kbf16 *bq = sb + L::Q + (8 * j + g) * L::LDK + 2 * t;
+#pragma unroll
+                    for (int kk = 0; kk < NK; kk++)
+                        gc_mma(a, sa[kk], gc_ld32(bq + 16 * kk), gc_ld32(bq + 16 * kk + 8));
+                    const kbf16 *bp = sb + L::P + (8 * j + g) * L::LDT + 2 * t;
+#pragma unroll
+                    for (int kk = 0; kk <= j / 2; kk++)
+                        gc_mma(a, da[kk], gc_ld32(bp + 16 * kk), gc_ld32(bp + 16 * kk + 8));
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        int r = 8 * j + 2 * t + (e & 1);
+                        if (r < len)
+                            ob[(size_t)r * VD + 8 * (e >> 1)] = a[e];
+                    }
+                }
+            /* S^T <- Gam_C S^T + Delta^T K~ */
+#pragma unroll
+            for (int j = 0; j < NJ; j++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    s[j][e] *= gC;
+                const kbf16 *bk = sb + L::KT + (8 * j + g) * L::LDT + 2 * t;
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++)
+                    if (kk < nkk)
+                        gc_mma(s[j], da[kk], gc_ld32(bk + 16 * kk), gc_ld32(bk + 16 * kk + 8));
             }
         }
-        __syncthreads(); /* everyone is done reading Sb and Db */
-        if (own) {
-#pragma unroll
-            for (int t = 0; t < KT; t++)
-                gc_spill(S[t], scr, lane, [&](int rr, int cc, float v) {
-                    Sb[(t * 16 + rr) * BV + warp * 16 + cc] = gc_bf(v);
-                });
-        }
-        __syncthreads();
+        __syncthreads(); /* stage (c - c0) & 1 may be overwritten next */
     }
 
-    if (Sg && own) {
+    if (Sg && act) {
 #pragma unroll
-        for (int t = 0; t < KT; t++)
-            gc_spill(S[t], scr, lane, [&](int rr, int cc, float v) {
-                gc_io<ST>::st(Sg + (size_t)(t * 16 + rr) * Dv + warp * 16 + cc, v);
-            });
+        for (int j = 0; j < NJ; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                gc_io<ST>::st(Sg + (size_t)(8 * j + 2 * t + (e & 1)) * Dv + vw + g + 8 * (e >> 1),
+                              s[j][e]);
     }
 }
 
@@ -513,11 +673,28 @@ static int gc_launch(const float *y, const float *g, const float *beta, int N,
     gdn_chunk_prep_kernel<DK><<<ga, GC_THREADS, 0, s>>>(
         y, g, beta, plan, N, Hk, Hv, Dv, scale, wk, gcw);
     dim3 grid((Dv + GC_BV - 1) / GC_BV, Hv, N);
+    const int smem = 2 * gc_stage<DK>::BYTES;
+#ifndef DS_CUDA_EMU
+    static int attr_set[2];
+    if (!attr_set[state_bf16 != 0]) {
+        cudaError_t e =
+            state_bf16 ? cudaFuncSetAttribute(gdn_chunk_scan_kernel<DK, uint16_t>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, smem)
+                       : cudaFuncSetAttribute(gdn_chunk_scan_kernel<DK, float>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+        if (e != cudaSuccess)
+            return (int)e;
+        attr_set[state_bf16 != 0] = 1;
+    }
+#else
+    static_assert(2 * gc_stage<DK>::BYTES <= GC_DSMEM_MAX, "emulator dynamic smem");
+    (void)smem; /* translate.py drops the launch's smem argument */
+#endif
     if (state_bf16)
-        gdn_chunk_scan_kernel<DK, uint16_t><<<grid, GC_THREADS, 0, s>>>(
+        gdn_chunk_scan_kernel<DK, uint16_t><<<grid, GC_THREADS, smem, s>>>(
             plan, N, slot, has_init, Hv, Dv, (uint16_t *)state, slot_stride, o, wk, gcw);
     else
-        gdn_chunk_scan_kernel<DK, float><<<grid, GC_THREADS, 0, s>>>(
+        gdn_chunk_scan_kernel<DK, float><<<grid, GC_THREADS, smem, s>>>(
             plan, N, slot, has_init, Hv, Dv, (float *)state, slot_stride, o, wk, gcw);
     return KU_LAUNCH_RESULT();
 }

@@ -20,13 +20,17 @@
  *       then block merges), W = T diag(beta Gam) K, U = T diag(beta) V
  *   Delta = U - W S;  O = diag(Gam) Q S + (mask_{i<=r}(Q K^T) * Gam_r/Gam_i) Delta
  *   S <- Gam_C S + (K * Gam_C/Gam)^T Delta
- * Two kernels: (a) "prep", grid (nchunks, Hv), 128 threads: l2norm, cumsum,
- * K K^T, Q K^T, the solve, W and U, written to the workspace (bf16);
- * (b) "scan", grid (ceil(Dv/64), Hv, N), 128 threads: walks its sequence's
- * chunks in order with the (Dk x 64) state slice in fp32 tensor-core
- * accumulators, computes Delta, O and the state update (bf16 operands: the
- * state and Delta are rounded to bf16 for the products, as FLA does; the
- * accumulation and the state stay fp32).
+ * Two kernels: (a) "prep", grid (nchunks, Hv), 128 threads, 48 KB static
+ * shared memory: l2norm, cumsum, K K^T, Q K^T, the solve, W and U (WMMA bf16
+ * m16n16k16, fp32 accumulate), written to the workspace as bf16 (per chunk
+ * and head: -W (64 x Dk), Gam Q (64 x Dk), (K Gam_C/Gam)^T (Dk x 64), U^T
+ * (Dv x 64), P (64 x 64)); (b) "scan", grid (ceil(Dv/64), Hv, N), 128
+ * threads, 2 x (200 Dk + 5632) x 2 bytes of dynamic shared memory
+ * (97 KB at Dk = 96): walks its sequence's chunks in order, V-first (each
+ * warp owns 16 value rows: S^T, Delta^T in registers, mma.sync m16n8k16
+ * bf16), the next chunk's operands staged by cp.async meanwhile. The state
+ * and Delta are rounded to bf16 as mma operands (as FLA does); the
+ * accumulation and the carried state stay fp32.
  *
  * Cost at the 7B shapes (Hv = Hk = 30, Dk = 96, Dv = 192), per token, all
  * heads: prep 1.2 MFLOP (QK^T, KK^T lower blocks, W, U over the lower
@@ -34,7 +38,8 @@
  * ~5.0 MFLOP; HBM bytes: y read 46 KB + workspace written 32.6 KB (prep),
  * workspace read 32.6 KB (once from HBM; the 3 V-slices share it through L2)
  * + o written 23 KB (scan), ~135 KB/token, plus 2 x 2.2 MB (fp32) of state
- * per sequence. 1 x 8192 tokens: ~1.1 GB, ~6.9 GFLOP.
+ * per sequence. 1 x 8192 tokens: ~1.1 GB, ~6.9 GFLOP: ~370 us at 3 TB/s, so
+ * this two-kernel split is HBM-bound (y in fp32 alone is 46 KB/token).
  *
  * Limits: Dk % 16 == 0 and 16 <= Dk <= 96 (the prep kernel's static shared
  * memory), Dv % 16 == 0, Hv % Hk == 0, N and Hv <= 65535. */

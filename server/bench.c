@@ -457,11 +457,11 @@ static int bench_attn(struct cu_impl *m, int N, int L, int ctx_before)
                      (ms * 1e-3) / 1e12);
     emit(L == 1 ? "kernel: attention decode" : "kernel: attention prefill", shape, ms * 1e3,
          "us", note);
-    /* each tensor-core prefill kernel shape alone (64 rows x 4 warps, 128 x 8) */
-    for (int v = 1; v <= 2 && L > 1 && nptiles > 0; v++) {
+    /* each tensor-core prefill kernel shape alone (rows x warps x row tiles) */
+    for (int v = 1; v <= KERN_ATTN_PF_VARIANTS && L > 1 && nptiles > 0; v++) {
         x.variant = v;
         double mv = ev_time(m->stream, 3, attn_fn, &x);
-        snprintf(note, sizeof note, "(%s, %.0f TFLOP/s)", v == 1 ? "64x4w" : "128x8w",
+        snprintf(note, sizeof note, "(%s, %.0f TFLOP/s)", v == 1 ? "64x4w" : v == 2 ? "128x8w" : "128x4w2t",
                  4.0 * D * H * N * ((double)L * ctx_before + (double)L * (L + 1) / 2) /
                      (mv * 1e-3) / 1e12);
         emit("kernel: attention prefill variant", shape, mv * 1e3, "us", note);

@@ -50,7 +50,9 @@ int kern_attention(const struct kern_attn_args *a, cudaStream_t s);
 /* Only the prefill tiles (tiles[0 .. nptiles)); D must be supported. */
 int kern_attention_prefill(const struct kern_attn_args *a, cudaStream_t s);
 /* Tuning/benchmark: variant 0 = the default, 1 = 64-row blocks of 4 warps,
- * 2 = 128-row blocks of 8 warps. */
+ * 2 = 128-row blocks of 8 warps, 3 = 128-row blocks of 4 warps (two 16-row
+ * tiles per warp, Q in shared). */
+#define KERN_ATTN_PF_VARIANTS 3
 int kern_attention_prefill_variant(const struct kern_attn_args *a, int variant, cudaStream_t s);
 /* 1 when kern_attention_prefill runs head dim D (64, 128). */
 int kern_attention_prefill_supported(int D);

@@ -1,12 +1,15 @@
 /* kernels/cuda/attention_prefill.cu: causal attention for prefill tiles on
  * tensor cores (FlashAttention-2 forward over the paged bf16 KV cache).
  *
- * Grid (nptiles, Hq), NW warps per block. A block takes one prefill tile (up
- * to BM = 16*NW consecutive query tokens of one sequence) and one query head
- * h (kv head h / (Hq/Hkv)); warp w owns query rows 16w..16w+15. The keys
+ * Grid (nptiles * pieces, Hq), NW warps per block. A block takes BM rows of
+ * one prefill tile (KERN_ATTN_PT consecutive query tokens of one sequence at
+ * most, cut into pieces of BM = 16*NW*MT rows) and one query head h (kv head
+ * h / (Hq/Hkv)); warp w owns MT row tiles of 16 (rows 16*(w + NW*mt)). The
+ * default shape is FlashAttention-2's: BM = 128, 4 warps, 2 row tiles each,
+ * Q in shared memory; the keys
  * 0..(last query position) are walked in blocks of BN = 64 from block 0 up:
- *   S = Q K^T      mma.sync m16n8k16 bf16 -> fp32, Q fragments kept in
- *                  registers for the whole loop, K fragments by ldmatrix
+ *   S = Q K^T      mma.sync m16n8k16 bf16 -> fp32, Q and K fragments by
+ *                  ldmatrix (Q stays in registers in the MT = 1 shapes)
  *   online softmax in fp32 on the accumulator registers (exp2 with the scale
  *                  folded in; a row's max and sum reduce over the 4 lanes
  *                  that share it); masked keys are -inf, never multiplied
@@ -37,9 +40,11 @@
 #endif
 
 #define PF_BN 64
-/* variant 1: 64-row blocks of 4 warps (2-3 blocks per SM); 2: 128-row blocks
- * of 8 warps (half the K/V traffic from L2, one block per SM) */
-#define KERN_ATTN_PF_DEFAULT 1
+/* variant 1: 64-row blocks of 4 warps, Q in registers (2-3 blocks per SM);
+ * 2: 128-row blocks of 8 warps, Q in registers (half the K/V traffic from L2,
+ * one block per SM); 3: 128-row blocks of 4 warps with two row tiles each and
+ * Q in shared memory (FlashAttention-2's shape; 64 KB shared at D = 128) */
+#define KERN_ATTN_PF_DEFAULT 3
 
 /* ---- warp-level PTX (sm_80+) ---- */
 static __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const uint16_t *p)
@@ -157,20 +162,38 @@ static __device__ __forceinline__ void load_kv_block(uint16_t *dst, const uint16
     }
 }
 
-template <int D, int NW>
+/* shared bytes: K and V tiles, plus the Q tile when it stays in shared */
+template <int D, int NW, int MT>
+static constexpr int pf_smem_bytes()
+{
+    return (2 * PF_BN * D + (MT == 1 ? 0 : 16 * NW * MT * D)) * 2;
+}
+
+/* NW warps; each warp owns MT row tiles of 16 (rows 16*(w + NW*mt) + ...).
+ * MT == 1 keeps the Q fragments in registers for the whole loop (staged
+ * through the K/V buffers); MT > 1 keeps Q in shared memory and reloads the
+ * A fragments per k-step, and every K/V fragment feeds MT row tiles (half
+ * the shared traffic per mma at MT = 2: the FlashAttention-2 shape). */
+template <int D, int NW, int MT>
 static __global__ void __launch_bounds__(NW * 32)
 attn_prefill_kernel(struct kern_attn_args a)
 {
-    constexpr int BM = 16 * NW, BN = PF_BN, CH = D / 8, NT = NW * 32;
+    constexpr int BM = 16 * NW * MT, BN = PF_BN, CH = D / 8, NT = NW * 32;
     constexpr int KD = D / 16;  /* k-steps of Q K^T, n-tile pairs of P V */
     constexpr int NS = BN / 8;  /* n-tiles of S */
-    static_assert(BM <= 2 * BN, "the Q tile is staged in the K/V buffers");
+    constexpr bool QREG = MT == 1;
+    static_assert(!QREG || BM <= 2 * BN, "the Q tile is staged in the K/V buffers");
     static_assert(KERN_ATTN_PT % BM == 0, "prefill tiles are whole blocks of BM rows");
-    /* [0, BN*D): K tile, [BN*D, 2*BN*D): V tile (the Q tile before the loop) */
-    __shared__ uint4 smem4[2 * BN * D / 8]; /* uint4: 16-byte aligned */
+    /* [0, BN*D): K tile, [BN*D, 2*BN*D): V tile, then the Q tile (MT > 1);
+     * with QREG the Q tile is staged in the V (or K and V) tile first */
+#ifdef DS_CUDA_EMU
+    static uint4 smem4[pf_smem_bytes<D, NW, MT>() / 16];
+#else
+    extern __shared__ uint4 smem4[]; /* uint4: 16-byte aligned */
+#endif
     uint16_t *smem = (uint16_t *)smem4;
     uint16_t *sK = smem, *sV = smem + BN * D;
-    uint16_t *sQ = BM <= BN ? sV : smem;
+    uint16_t *sQ = !QREG ? smem + 2 * BN * D : BM <= BN ? sV : smem;
 
     int th = threadIdx.x, lane = th & 31, w = th >> 5, g = lane >> 2, tq = lane & 3;
     /* a prefill tile (KERN_ATTN_PT tokens at most) is PIECES blocks of BM
@@ -190,13 +213,19 @@ attn_prefill_kernel(struct kern_attn_args a)
         minpos = p < minpos ? p : minpos;
         maxpos = p > maxpos ? p : maxpos;
     }
-    /* the lane's two rows; padding rows (past cnt) see every key, read zero
-     * queries and are never stored */
-    int r0 = 16 * w + g, r1 = r0 + 8;
-    int qp0 = r0 < cnt ? a.positions[t0 + r0] : maxpos;
-    int qp1 = r1 < cnt ? a.positions[t0 + r1] : maxpos;
+    /* the lane's rows (two per row tile); padding rows (past cnt) see every
+     * key, read zero queries and are never stored */
+    int qp[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            int r = 16 * (w + NW * mt) + g + 8 * hf;
+            qp[mt][hf] = r < cnt ? a.positions[t0 + r] : maxpos;
+        }
 
-    if (BM <= BN) {
+    constexpr bool EARLY_K = !QREG || BM <= BN; /* K_0 loads while Q is staged */
+    if (EARLY_K) {
         load_kv_block<D, NT>(sK, a.kc, bt, 0, maxpos, kvh, a.Hkv, a.bs, th);
         cp_async_commit();
     }
@@ -216,24 +245,29 @@ attn_prefill_kernel(struct kern_attn_args a)
             d[j] = u[j];
     }
     __syncthreads();
-    uint32_t qf[KD][4];
-    {
+    uint32_t qf[QREG ? KD : 1][4];
+    if (QREG) {
         int row = 16 * w + (lane & 15);
 #pragma unroll
         for (int kk = 0; kk < KD; kk++)
-            ldsm_x4(qf[kk], sQ + sw_off<D>(row, 2 * kk + (lane >> 4)));
+            ldsm_x4(qf[QREG ? kk : 0], sQ + sw_off<D>(row, 2 * kk + (lane >> 4)));
     }
-    if (BM > BN) {
+    if (!EARLY_K) {
         __syncthreads(); /* Q read out of the K/V buffers */
         load_kv_block<D, NT>(sK, a.kc, bt, 0, maxpos, kvh, a.Hkv, a.bs, th);
         cp_async_commit();
     }
 
-    float o[KD * 2][4];
+    float o[MT][KD * 2][4];
+    float m[MT][2], l[MT][2]; /* m in log2 units; l lane-partial */
 #pragma unroll
-    for (int j = 0; j < KD * 2; j++)
-        o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f; /* m in log2 units */
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int j = 0; j < KD * 2; j++)
+            o[mt][j][0] = o[mt][j][1] = o[mt][j][2] = o[mt][j][3] = 0.0f;
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0.0f;
+    }
     const float sl = a.scale * 1.4426950408889634f;
     int nkb = maxpos / BN + 1;
     for (int kb = 0; kb < nkb; kb++) {
@@ -242,19 +276,32 @@ attn_prefill_kernel(struct kern_attn_args a)
         load_kv_block<D, NT>(sV, a.vc, bt, kb, maxpos, kvh, a.Hkv, a.bs, th);
         cp_async_commit();
 
-        float s[NS][4];
+        float s[MT][NS][4];
 #pragma unroll
-        for (int j = 0; j < NS; j++)
-            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int j = 0; j < NS; j++)
+                s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
 #pragma unroll
         for (int kk = 0; kk < KD; kk++) {
+            uint32_t qa[MT][4];
+            if (!QREG) {
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++)
+                    ldsm_x4(qa[mt], sQ + sw_off<D>(16 * (w + NW * mt) + (lane & 15),
+                                                   2 * kk + (lane >> 4)));
+            }
 #pragma unroll
             for (int jp = 0; jp < NS / 2; jp++) {
                 uint32_t b[4];
                 int row = 16 * jp + (lane & 7) + ((lane >> 4) << 3);
                 ldsm_x4(b, sK + sw_off<D>(row, 2 * kk + ((lane >> 3) & 1)));
-                mma_bf16(s[2 * jp], qf[kk], b[0], b[1]);
-                mma_bf16(s[2 * jp + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    const uint32_t *A = QREG ? qf[QREG ? kk : 0] : qa[mt];
+                    mma_bf16(s[mt][2 * jp], A, b[0], b[1]);
+                    mma_bf16(s[mt][2 * jp + 1], A, b[2], b[3]);
+                }
             }
         }
         cp_async_wait_all();
@@ -264,84 +311,100 @@ attn_prefill_kernel(struct kern_attn_args a)
             cp_async_commit();
         }
 
-        /* online softmax over this block's scores, rows r0 (c[0..1]) and r1 */
+        /* online softmax over this block's scores; c[0..1] row g, c[2..3] g+8 */
         bool need_mask = kb * BN + BN - 1 > minpos;
-        float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
-        for (int j = 0; j < NS; j++) {
+        for (int mt = 0; mt < MT; mt++) {
+            float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float v = s[j][e] * sl;
-                if (need_mask) {
-                    int key = kb * BN + 8 * j + 2 * tq + (e & 1);
-                    if (key > (e < 2 ? qp0 : qp1))
-                        v = -INFINITY;
+            for (int j = 0; j < NS; j++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    float v = s[mt][j][e] * sl;
+                    if (need_mask) {
+                        int key = kb * BN + 8 * j + 2 * tq + (e & 1);
+                        if (key > qp[mt][e >> 1])
+                            v = -INFINITY;
+                    }
+                    s[mt][j][e] = v;
                 }
-                s[j][e] = v;
+                mx0 = fmaxf(mx0, fmaxf(s[mt][j][0], s[mt][j][1]));
+                mx1 = fmaxf(mx1, fmaxf(s[mt][j][2], s[mt][j][3]));
             }
-            mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
-            mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
-        }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1); /* finite: see the top */
-        float c0 = fast_exp2(m0 - mn0), c1 = fast_exp2(m1 - mn1);
-        m0 = mn0;
-        m1 = mn1;
-        float ps0 = 0.0f, ps1 = 0.0f;
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+            float mn0 = fmaxf(m[mt][0], mx0), mn1 = fmaxf(m[mt][1], mx1); /* finite */
+            float c0 = fast_exp2(m[mt][0] - mn0), c1 = fast_exp2(m[mt][1] - mn1);
+            m[mt][0] = mn0;
+            m[mt][1] = mn1;
+            float ps0 = 0.0f, ps1 = 0.0f;
 #pragma unroll
-        for (int j = 0; j < NS; j++) {
-            s[j][0] = fast_exp2(s[j][0] - mn0);
-            s[j][1] = fast_exp2(s[j][1] - mn0);
-            s[j][2] = fast_exp2(s[j][2] - mn1);
-            s[j][3] = fast_exp2(s[j][3] - mn1);
-            ps0 += s[j][0] + s[j][1];
-            ps1 += s[j][2] + s[j][3];
-        }
-        l0 = l0 * c0 + ps0; /* lane-partial sums: reduced once at the end */
-        l1 = l1 * c1 + ps1;
+            for (int j = 0; j < NS; j++) {
+                s[mt][j][0] = fast_exp2(s[mt][j][0] - mn0);
+                s[mt][j][1] = fast_exp2(s[mt][j][1] - mn0);
+                s[mt][j][2] = fast_exp2(s[mt][j][2] - mn1);
+                s[mt][j][3] = fast_exp2(s[mt][j][3] - mn1);
+                ps0 += s[mt][j][0] + s[mt][j][1];
+                ps1 += s[mt][j][2] + s[mt][j][3];
+            }
+            l[mt][0] = l[mt][0] * c0 + ps0;
+            l[mt][1] = l[mt][1] * c1 + ps1;
 #pragma unroll
-        for (int j = 0; j < KD * 2; j++) {
-            o[j][0] *= c0;
-            o[j][1] *= c0;
-            o[j][2] *= c1;
-            o[j][3] *= c1;
+            for (int j = 0; j < KD * 2; j++) {
+                o[mt][j][0] *= c0;
+                o[mt][j][1] *= c0;
+                o[mt][j][2] *= c1;
+                o[mt][j][3] *= c1;
+            }
         }
 
-        /* O += P V */
+        /* O += P V: P's accumulators are already in A-fragment order */
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++) {
-            uint32_t pa[4];
-            pa[0] = pack_bf2(s[2 * kk][0], s[2 * kk][1]);
-            pa[1] = pack_bf2(s[2 * kk][2], s[2 * kk][3]);
-            pa[2] = pack_bf2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa[3] = pack_bf2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            uint32_t pa[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                pa[mt][0] = pack_bf2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                pa[mt][1] = pack_bf2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                pa[mt][2] = pack_bf2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                pa[mt][3] = pack_bf2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+            }
             int row = 16 * kk + (lane & 7) + (((lane >> 3) & 1) << 3);
 #pragma unroll
             for (int dp = 0; dp < KD; dp++) {
                 uint32_t b[4];
                 ldsm_x4_t(b, sV + sw_off<D>(row, 2 * dp + (lane >> 4)));
-                mma_bf16(o[2 * dp], pa, b[0], b[1]);
-                mma_bf16(o[2 * dp + 1], pa, b[2], b[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma_bf16(o[mt][2 * dp], pa[mt], b[0], b[1]);
+                    mma_bf16(o[mt][2 * dp + 1], pa[mt], b[2], b[3]);
+                }
             }
         }
     }
 
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    float i0 = 1.0f / l0, i1 = 1.0f / l1;
     size_t ld = (size_t)a.Hq * D;
     uint16_t *ob = a.out + (size_t)h * D + 2 * tq;
 #pragma unroll
-    for (int j = 0; j < KD * 2; j++) {
-        if (r0 < cnt)
-            *(uint32_t *)(ob + (size_t)(t0 + r0) * ld + 8 * j) = pack_bf2(o[j][0] * i0, o[j][1] * i0);
-        if (r1 < cnt)
-            *(uint32_t *)(ob + (size_t)(t0 + r1) * ld + 8 * j) = pack_bf2(o[j][2] * i1, o[j][3] * i1);
+    for (int mt = 0; mt < MT; mt++) {
+        float l0 = l[mt][0], l1 = l[mt][1];
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+        float i0 = 1.0f / l0, i1 = 1.0f / l1;
+        int r0 = 16 * (w + NW * mt) + g, r1 = r0 + 8;
+#pragma unroll
+        for (int j = 0; j < KD * 2; j++) {
+            if (r0 < cnt)
+                *(uint32_t *)(ob + (size_t)(t0 + r0) * ld + 8 * j) =
+                    pack_bf2(o[mt][j][0] * i0, o[mt][j][1] * i0);
+            if (r1 < cnt)
+                *(uint32_t *)(ob + (size_t)(t0 + r1) * ld + 8 * j) =
+                    pack_bf2(o[mt][j][2] * i1, o[mt][j][3] * i1);
+        }
     }
 }
 
@@ -350,11 +413,35 @@ extern "C" int kern_attention_prefill_supported(int D)
     return D == 64 || D == 128;
 }
 
-template <int D, int NW>
-static void launch_prefill(const struct kern_attn_args *a, cudaStream_t s)
+template <int D, int NW, int MT>
+static int launch_prefill(const struct kern_attn_args *a, cudaStream_t s)
 {
-    dim3 grid(a->nptiles * (KERN_ATTN_PT / (16 * NW)), a->Hq);
-    attn_prefill_kernel<D, NW><<<grid, NW * 32, 0, s>>>(*a);
+    constexpr int smem = pf_smem_bytes<D, NW, MT>();
+#ifndef DS_CUDA_EMU
+    if (smem > 48 * 1024) { /* opt in to more than 48 KB, once per kernel */
+        static int opted;
+        if (!opted) {
+            cudaError_t e = cudaFuncSetAttribute(attn_prefill_kernel<D, NW, MT>,
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+            if (e != cudaSuccess)
+                return (int)e;
+            opted = 1;
+        }
+    }
+#endif
+    dim3 grid(a->nptiles * (KERN_ATTN_PT / (16 * NW * MT)), a->Hq);
+    attn_prefill_kernel<D, NW, MT><<<grid, NW * 32, smem, s>>>(*a);
+    return KU_LAUNCH_RESULT();
+}
+
+template <int D>
+static int launch_variant(const struct kern_attn_args *a, int variant, cudaStream_t s)
+{
+    switch (variant) {
+    case 1: return launch_prefill<D, 4, 1>(a, s);
+    case 2: return launch_prefill<D, 8, 1>(a, s);
+    default: return launch_prefill<D, 4, 2>(a, s);
+    }
 }
 
 extern "C" int kern_attention_prefill_variant(const struct kern_attn_args *a, int variant,
@@ -364,15 +451,11 @@ extern "C" int kern_attention_prefill_variant(const struct kern_attn_args *a, in
         return 0;
     if (!kern_attention_prefill_supported(a->D) || a->Hkv <= 0 || a->Hq % a->Hkv || !a->tiles ||
         a->nptiles > a->ntiles || a->Hq > 65535 || a->nptiles > (1 << 24) || variant < 0 ||
-        variant > 2)
+        variant > KERN_ATTN_PF_VARIANTS)
         return (int)cudaErrorInvalidValue;
     if (variant == 0)
         variant = KERN_ATTN_PF_DEFAULT;
-    if (a->D == 64)
-        variant == 1 ? launch_prefill<64, 4>(a, s) : launch_prefill<64, 8>(a, s);
-    else
-        variant == 1 ? launch_prefill<128, 4>(a, s) : launch_prefill<128, 8>(a, s);
-    return KU_LAUNCH_RESULT();
+    return a->D == 64 ? launch_variant<64>(a, variant, s) : launch_variant<128>(a, variant, s);
 }
 
 extern "C" int kern_attention_prefill(const struct kern_attn_args *a, cudaStream_t s)

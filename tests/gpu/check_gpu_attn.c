@@ -159,10 +159,11 @@ static void attn_run(int Hq, int Hkv, int D, int bs, const int *cache, const int
                                .scale = 1.0f / sqrtf((float)D), .nsplit = nsplit,
                                .work = dwork, .out = dout, .nptiles = nptiles};
     uint16_t *got = calloc((size_t)Tn * QD, 2);
-    /* variant 0: kern_attention as the engine calls it; 1 and 2: each
+    /* variant 0: kern_attention as the engine calls it; 1..: each
      * prefill kernel shape (kern_attention_prefill_variant), the decode
      * tiles through kern_attention, output poisoned again before each */
-    int nv = variants && nptiles > 0 && kern_attention_prefill_supported(D) ? 2 : 0;
+    int nv = variants && nptiles > 0 && kern_attention_prefill_supported(D)
+                 ? KERN_ATTN_PF_VARIANTS : 0;
     for (int v = 0; v <= nv; v++) {
         if (v == 0) {
             ck_assert_int_eq(kern_attention(&a, 0), 0);
@@ -228,7 +229,7 @@ START_TEST(test_attention_prefill_varlen)
 {
     int emu = gu_emulated();
     int c1[7] = {500, 0, 0, 37, 100, 0, 3}, n1[7] = {1, 15, 64, 65, 200, 1000, 1};
-    attn_run(emu ? 4 : 16, emu ? 2 : 8, 128, 16, c1, n1, 7, 1, 1300, 1, 1, 1e-2, 1);
+    attn_run(emu ? 4 : 16, emu ? 2 : 8, 128, 16, c1, n1, 7, 1, 1300, 1, 1, 1e-2, !emu);
     int c2[5] = {0, 129, 1, 64, 2000}, n2[5] = {200, 65, 64, 17, 1};
     attn_run(emu ? 4 : 16, emu ? 1 : 4, 64, 16, c2, n2, 5, 1, 1301, 1, 1, 1e-2, !emu);
     int c3[3] = {70, 0, 9}, n3[3] = {130, 16, 1};

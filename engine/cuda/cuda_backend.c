@@ -21,6 +21,7 @@
 #include "engine/cuda/cuda_internal.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cast.h"
+#include "kernels/cuda/gdn_chunk.h"
 #include "kernels/cpu/rope.h"
 
 static struct eng_cuda_options g_opt;
@@ -112,9 +113,21 @@ static size_t proj_cols(const struct cfg_model *c)
 static size_t meta_ints(const struct eng_cuda_options *o)
 {
     /* 7 per token, per-sequence arrays, block tables, then the verify
-     * rows' per-token snapshot slots (cuda_forward.c meta_layout) */
+     * rows' per-token snapshot slots and the GDN chunk plan (cuda_forward.c
+     * meta_layout) */
+    int nch = kern_gdn_chunk_count_max(o->max_tokens, o->max_seqs);
     return (size_t)o->max_tokens * 8 + (size_t)(o->max_seqs + 1) * 3 +
-           (size_t)o->max_seqs * o->max_blocks_per_seq + 64;
+           (size_t)o->max_seqs * o->max_blocks_per_seq + 64 +
+           kern_gdn_chunk_plan_ints(o->max_seqs, nch);
+}
+
+/* Chunked GDN prefill scratch for this model and these options (0 when the
+ * head dims are outside the chunk kernel's limits). */
+static size_t gdn_chunk_bytes(const struct cfg_model *c, const struct eng_cuda_options *o)
+{
+    int nch = kern_gdn_chunk_count_max(o->max_tokens, o->max_seqs);
+    return kern_gdn_chunk_work_bytes(nch, c->linear_num_value_heads, c->linear_key_head_dim,
+                                     c->linear_value_head_dim);
 }
 
 size_t eng_cuda_workspace_bytes(const struct cfg_model *c, const struct eng_cuda_options *o)
@@ -126,7 +139,7 @@ size_t eng_cuda_workspace_bytes(const struct cfg_model *c, const struct eng_cuda
     size_t b = T * C * 4 * 2 + T * C * 2 + T * proj_cols(c) * 4 + T * CD * 4 + T * Hv * 8 +
                T * VD * 4 + T * ob * 2 + T * F * 2 + (size_t)o->max_logits * c->vocab_size * 4 +
                1024 * (c->head_dim + 2) * 4 + meta_ints(o) * 4 + ((size_t)64 << 20);
-    return b;
+    return b + gdn_chunk_bytes(c, o);
 }
 
 size_t eng_cuda_slot_bytes(const struct cfg_model *c, int ssm_state_bf16)
@@ -291,6 +304,11 @@ static int cuda_init(struct engine *e)
     m->attn_max_split = 16;
     m->attn_work = cu_alloc(m, 1024 * ((size_t)m->D + 2) * 4);
     m->logits = cu_alloc(m, (size_t)o->max_logits * m->V * 4);
+    if ((m->gdn_work_bytes = gdn_chunk_bytes(c, o)) > 0) {
+        m->gdn_chunk_max = kern_gdn_chunk_count_max(o->max_tokens, o->max_seqs);
+        if (!(m->gdn_work = cu_alloc(m, m->gdn_work_bytes)))
+            goto fail;
+    }
     m->meta_ints = meta_ints(o);
     m->meta_d = cu_alloc(m, m->meta_ints * 4);
     if (!m->x || !m->xb || !m->proj || !m->y || !m->g || !m->beta || !m->o || !m->ob ||

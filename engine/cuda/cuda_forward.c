@@ -13,6 +13,11 @@
  * state update and the GDN recurrence, which store the state after each
  * verify token there. Steps without verify rows pass NULL (graphs unchanged).
  *
+ * GDN core: decode and verify rows run the token-by-token kernel; the prefill
+ * rows of a step with at least CU_GDN_CHUNK_MIN_TOKENS prefill tokens run the
+ * chunked WY kernel (kernels/cuda/gdn_chunk.h), both reading and writing the
+ * sequences' state slots in place.
+ *
  * Threads: engine thread only.
  */
 #include <errno.h>
@@ -25,6 +30,7 @@
 #include "kernels/cuda/conv1d.h"
 #include "kernels/cuda/embed.h"
 #include "kernels/cuda/gated_rmsnorm.h"
+#include "kernels/cuda/gdn_chunk.h"
 #include "kernels/cuda/gdn_gate.h"
 #include "kernels/cuda/gdn_recurrent.h"
 #include "kernels/cuda/kv_write.h"
@@ -32,10 +38,16 @@
 #include "kernels/cuda/rope.h"
 #include "kernels/cuda/swiglu.h"
 
+/* Prefill tokens in a step below which its prefill rows stay on the
+ * recurrent kernel (a chunk kernel launch pair costs more than a few tokens
+ * of recurrence). */
+#define CU_GDN_CHUNK_MIN_TOKENS 64
+
 /* Fixed offsets into the packed metadata (ints), so graph pointers are stable. */
 struct meta_ptrs {
     int32_t *tok, *pos, *tok_seq, *slot_map, *rows, *tiles, *qs, *slot, *has_init, *bt;
     int32_t *tok_spec; /* [T] verify snapshot slot per token; past bt, copied only when used */
+    int32_t *plan;     /* GDN chunk plan of the prefill rows (kern_gdn_chunk_plan) */
 };
 
 static struct meta_ptrs meta_layout(const struct cu_impl *m, int32_t *base)
@@ -53,6 +65,7 @@ static struct meta_ptrs meta_layout(const struct cu_impl *m, int32_t *base)
     p.has_init = p.slot + N + 1;
     p.bt = p.has_init + N + 1;
     p.tok_spec = p.bt + N * m->opt.max_blocks_per_seq;
+    p.plan = p.tok_spec + T;
     return p;
 }
 
@@ -76,10 +89,18 @@ static int attn_splits(const struct cu_impl *m, int T)
     return s < 1 ? 1 : s;
 }
 
+/* Which GDN kernel runs which rows: sequences [0, nrec) token by token
+ * (decodes, verify rows, short prefills), [nrec, N) through the chunked
+ * kernel over the nchunks chunks of meta plan. */
+struct gdn_split {
+    int nrec, nchunks;
+};
+
 /* Enqueue the whole model for T tokens of N sequences, final norm of R rows
  * (rows listed in meta rows) into xb. Does not run lm_head. spec: the step has
  * verify rows (meta tok_spec is valid). */
-static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int nptiles, int spec)
+static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int nptiles, int spec,
+                      struct gdn_split gs)
 {
     struct cu_impl *m = e->impl;
     const struct cfg_model *c = e->cfg;
@@ -106,10 +127,18 @@ static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int npt
                                                   m->conv_slot_elems, s));
             K_CHECK(kern_gdn_gate(m->proj, P, m->CD + m->VD, m->CD + m->VD + m->Hv, ly->A_log,
                                   ly->dt_bias, c->allow_neg_eigval, T, m->Hv, m->g, m->beta, s));
-            K_CHECK(kern_gdn_recurrent_spec(m->y, m->g, m->beta, N, d.qs, d.slot, d.has_init,
-                                            tok_spec, m->Hk, m->Hv, m->Dk, m->Dv,
-                                            1.0f / sqrtf((float)m->Dk), m->ssm_state[gi],
-                                            m->opt.ssm_state_bf16, m->ssm_slot_elems, m->o, s));
+            float qscale = 1.0f / sqrtf((float)m->Dk);
+            if (gs.nrec > 0)
+                K_CHECK(kern_gdn_recurrent_spec(m->y, m->g, m->beta, gs.nrec, d.qs, d.slot,
+                                                d.has_init, tok_spec, m->Hk, m->Hv, m->Dk, m->Dv,
+                                                qscale, m->ssm_state[gi], m->opt.ssm_state_bf16,
+                                                m->ssm_slot_elems, m->o, s));
+            if (gs.nrec < N)
+                K_CHECK(kern_gdn_chunk(m->y, m->g, m->beta, N - gs.nrec, d.plan, gs.nchunks,
+                                       d.slot + gs.nrec, d.has_init + gs.nrec, m->Hk, m->Hv,
+                                       m->Dk, m->Dv, qscale, m->ssm_state[gi],
+                                       m->opt.ssm_state_bf16, m->ssm_slot_elems, m->o,
+                                       m->gdn_work, m->gdn_work_bytes, s));
             K_CHECK(kern_gated_rmsnorm(m->o, m->proj + m->CD, P, ly->o_norm, T, m->Hv, m->Dv,
                                        1e-5f, m->ob, s));
             if ((rc = cu_gemm_run(&m->gemm, ly->w_o, m->ob, m->x, 0, C, T, m->VD, 1, s)))
@@ -262,11 +291,25 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
     int ntiles = kern_attention_plan(h.qs, h.pos, Np, h.tiles, &nptiles), ntiles_real = 0;
     while (ntiles_real < ntiles && h.tiles[2 * ntiles_real] < T)
         ntiles_real++;
+    /* prefill rows (after decodes and verify rows) go through the chunked
+     * GDN kernel when they bring enough tokens to fill chunks; the plan sits
+     * at a fixed offset and is uploaded only when used */
+    struct gdn_split gs = {N, 0};
+    int n0 = b->num_decode + nver;
+    if (gi < 0 && m->gdn_work && n0 < N && T - b->query_start[n0] >= CU_GDN_CHUNK_MIN_TOKENS) {
+        int nch = kern_gdn_chunk_plan(h.qs + n0, N - n0, h.plan);
+        if (nch > 0 && nch <= m->gdn_chunk_max)
+            gs = (struct gdn_split){n0, nch};
+    }
     size_t nints = (size_t)(h.bt - m->meta_h) + (size_t)Np * MB;
     cudaStream_t s = m->stream;
     CU_CHECK(cudaMemcpyAsync(m->meta_d, m->meta_h, nints * 4, cudaMemcpyHostToDevice, s));
     if (nver > 0)
         CU_CHECK(cudaMemcpyAsync(meta_layout(m, m->meta_d).tok_spec, h.tok_spec, (size_t)T * 4,
+                                 cudaMemcpyHostToDevice, s));
+    if (gs.nrec < N)
+        CU_CHECK(cudaMemcpyAsync(meta_layout(m, m->meta_d).plan, h.plan,
+                                 kern_gdn_chunk_plan_ints(N - n0, gs.nchunks) * 4,
                                  cudaMemcpyHostToDevice, s));
     if (c->rope.mode == CFG_ROPE_DYNAMIC && m->rope_on) {
         cu_rope_inv_freq(c, max_pos, m->inv_freq_host, &m->rope_mscale);
@@ -281,7 +324,7 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
         cudaGraph_t graph = NULL;
         cudaError_t ce = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
         if (ce == cudaSuccess) {
-            rc = run_layers(e, Tp, Np, Rp, ntiles, nptiles, 0);
+            rc = run_layers(e, Tp, Np, Rp, ntiles, nptiles, 0, (struct gdn_split){Np, 0});
             if (!rc)
                 rc = run_lm_head(m, 0, Rp);
             ce = cudaStreamEndCapture(s, &graph);
@@ -308,7 +351,7 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
     } else {
         /* eager: the metadata holds the padded rows only past N, which an
          * eager run of T tokens / N sequences never reads */
-        if ((rc = run_layers(e, T, N, R, ntiles_real, nptiles, nver > 0)))
+        if ((rc = run_layers(e, T, N, R, ntiles_real, nptiles, nver > 0, gs)))
             return rc;
         for (int r0 = 0; r0 < R; r0 += m->opt.max_logits) {
             int n = R - r0 < m->opt.max_logits ? R - r0 : m->opt.max_logits;

@@ -123,6 +123,12 @@ struct cu_impl {
     /* graphs */
     struct cu_graph graphs[CU_MAX_BUCKETS];
     int nbuckets;
+    /* chunked GDN prefill (kernels/cuda/gdn_chunk.h): scratch sized for the
+     * most chunks max_tokens/max_seqs can make; NULL when the model's head
+     * dims are outside the kernel's limits (prefill then stays recurrent) */
+    void *gdn_work;
+    size_t gdn_work_bytes;
+    int gdn_chunk_max;
 };
 
 /* allocation helper: cudaMalloc recorded in impl->allocs; NULL on failure */

@@ -22,9 +22,10 @@
 
 size_t eng_slot_bytes(const struct cfg_model *c, int elem)
 {
+    /* the conv window is fp32 on every backend; only the SSM state may be bf16 */
     size_t conv = (size_t)(c->linear_conv_kernel_dim - 1) * (size_t)cfg_gdn_conv_dim(c);
     size_t ssm = (size_t)c->linear_num_value_heads * c->linear_key_head_dim * c->linear_value_head_dim;
-    return (size_t)c->num_gdn_layers * (conv + ssm) * (size_t)elem;
+    return (size_t)c->num_gdn_layers * (conv * 4u + ssm * (size_t)elem);
 }
 
 size_t eng_kv_block_bytes(const struct cfg_model *c, int block_size, int elem)

@@ -95,10 +95,11 @@ struct engine {
 };
 
 /* Bytes one GDN state slot and one KV block take on this backend (for the
- * memory plan), with elem bytes per stored value:
- *   slot  = num_gdn_layers * ((K-1)*CD + Hv*Dk*Dv) * elem  (conv + SSM state)
+ * memory plan), with elem bytes per stored SSM / KV value:
+ *   slot  = num_gdn_layers * ((K-1)*CD * 4 + Hv*Dk*Dv * elem)  (fp32 conv + SSM state)
  *   block = num_attn_layers * 2 * block_size * Hkv * D * elem  (K and V)
- * The CPU backend stores both in fp32 (elem 4). Any thread; pure. */
+ * The CPU backend stores both in fp32 (elem 4); CUDA: KV bf16 (2), SSM state
+ * fp32 (4) or bf16 (2, --ssm-state-dtype bfloat16). Any thread; pure. */
 size_t eng_slot_bytes(const struct cfg_model *c, int ssm_state_bytes_per_elem);
 size_t eng_kv_block_bytes(const struct cfg_model *c, int block_size, int kv_bytes_per_elem);
 

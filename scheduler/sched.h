@@ -351,15 +351,19 @@ struct sched_memplan {
 };
 
 /* Splits budget_bytes between GDN state slots and KV blocks. Slots: one per
- * concurrent sequence, up to max_num_seqs, each costed together with the KV
- * of a quarter-length sequence so short-request concurrency is not starved of
- * KV; the rest goes to KV blocks. Fails (-ENOMEM, err says which flag to
- * change) when one sequence of max_model_len does not fit. kv_bytes/ssm_bytes:
+ * concurrent sequence, up to max_num_seqs, taking at most half the budget and
+ * leaving KV for one max_model_len sequence; the rest goes to KV blocks.
+ * Fails (-ENOMEM, err says which flag to change) when one sequence of
+ * max_model_len does not fit. kv_bytes/ssm_bytes:
  * bytes per element on this backend (CPU 4/4). Main thread. */
 int sched_memplan_compute(const struct cfg_model *c, size_t budget_bytes, int block_size,
                           int max_model_len, int max_num_seqs, int kv_bytes_per_elem,
                           int ssm_bytes_per_elem, struct sched_memplan *out, char *err,
                           size_t errlen);
+/* Sequences of max_model_len tokens the plan runs at once, fractional (KV
+ * tokens / max_model_len, at most the non-speculation slots): vLLM's
+ * "Maximum concurrency for N tokens per request: X.XXx". Pure. */
+double sched_memplan_max_concurrency(const struct sched_memplan *p);
 /* One line for the startup banner. */
 void sched_memplan_describe(const struct sched_memplan *p, char *buf, size_t len);
 /* Speculative decoding (scheduler/memplan_spec.c): a verifying sequence

@@ -26,6 +26,9 @@
 #define OPT_B(n, f, h) {n, ARG_BOOL, offsetof(struct srv_args, f), 0, 0, 1, NULL, h}
 #define OPT_Z(n, f, lo, hi, h) {n, ARG_SIZE, offsetof(struct srv_args, f), 0, lo, hi, NULL, h}
 #define OPT_E(n, f, c, h) {n, ARG_ENUM, offsetof(struct srv_args, f), sizeof(((struct srv_args *)0)->f), 0, 0, c, h}
+/* --ssm-state-dtype values: vLLM's names for --mamba-ssm-cache-dtype plus the
+ * short ones; auto = float32 (the state's reference precision) */
+#define SSM_DTYPES "auto|float32|fp32|bfloat16|bf16"
 
 static const struct arg_opt g_opts[] = {
     OPT_S("model", model, "model directory (config.json, safetensors, tokenizer.json)"),
@@ -62,6 +65,8 @@ static const struct arg_opt g_opts[] = {
     OPT_F("spec-min-acceptance", spec_min_acceptance, 0, 1, "adaptive drafts: propose a draft only while its estimated acceptance is at least this (default 0.1; 0 = always k)"),
     OPT_I("spec-probe-interval", spec_probe_interval, 1, 1 << 20, "adaptive drafts: longest plain-decode run before drafting is retried (default 64)"),
     OPT_I("speculative-disable-by-batch-size", spec_disable_by_batch_size, 0, 1 << 20, "no drafts while more sequences than this run (default 0 = no limit)"),
+    OPT_E("ssm-state-dtype", ssm_state_dtype, SSM_DTYPES, "GDN recurrent (SSM) state storage: float32 (default) or bfloat16 (half the state memory; CUDA only)"),
+    OPT_E("mamba-ssm-cache-dtype", ssm_state_dtype, SSM_DTYPES, "alias of --ssm-state-dtype (vLLM's name)"),
 };
 #define N_OPTS (sizeof g_opts / sizeof g_opts[0])
 
@@ -87,6 +92,12 @@ void srv_args_defaults(struct srv_args *a)
     snprintf(a->speculative, sizeof a->speculative, "ngram");
     a->spec_min_acceptance = SPEC_MIN_ACCEPT_DEFAULT;
     a->spec_probe_interval = SPEC_PROBE_INTERVAL_DEFAULT;
+    snprintf(a->ssm_state_dtype, sizeof a->ssm_state_dtype, "float32");
+}
+
+bool srv_args_ssm_bf16(const struct srv_args *a)
+{
+    return !strcmp(a->ssm_state_dtype, "bfloat16");
 }
 
 /* "max_num_seqs" and "max-num-seqs" name the same setting. */
@@ -326,6 +337,10 @@ static int finish(struct srv_args *a, bool need_model, char *err, size_t errlen)
     }
     if (!a->host[0]) return fail(err, errlen, "--host: must not be empty");
     if (!strcmp(a->log_level, "warn")) snprintf(a->log_level, sizeof a->log_level, "warning");
+    /* one spelling per dtype from here on (the loader and the banner compare it) */
+    if (!strcmp(a->ssm_state_dtype, "bf16")) snprintf(a->ssm_state_dtype, sizeof a->ssm_state_dtype, "bfloat16");
+    else if (strcmp(a->ssm_state_dtype, "bfloat16"))
+        snprintf(a->ssm_state_dtype, sizeof a->ssm_state_dtype, "float32");
     /* n-gram sizes: vLLM's 5..5 when neither is given; one given moves the other default to fit */
     if (!a->ngram_min && !a->ngram_max) a->ngram_min = a->ngram_max = SPEC_NGRAM_MAX_DEFAULT;
     else if (!a->ngram_min) a->ngram_min = a->ngram_max < SPEC_NGRAM_MIN_DEFAULT ? a->ngram_max : SPEC_NGRAM_MIN_DEFAULT;

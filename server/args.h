@@ -60,7 +60,12 @@ struct srv_args {
     double spec_min_acceptance;     /* adaptive draft length threshold (0 = fixed k; default 0.1) */
     int spec_probe_interval;        /* longest off period before re-probing (default 64) */
     int spec_disable_by_batch_size; /* no drafts above this many running sequences (0 = no limit) */
+    char ssm_state_dtype[16];       /* GDN SSM state storage: float32 (default) | bfloat16
+                                       (normalized at parse; --mamba-ssm-cache-dtype is an alias) */
 };
+
+/* 1 when the parsed settings ask for bf16 GDN SSM state. */
+bool srv_args_ssm_bf16(const struct srv_args *a);
 
 enum arg_type { ARG_STR, ARG_INT, ARG_I64, ARG_F64, ARG_BOOL, ARG_SIZE, ARG_ENUM };
 

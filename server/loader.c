@@ -55,6 +55,7 @@ static int plan_memory(struct srv_model *m, const struct srv_args *a, int max_le
         o.max_tokens = a->max_num_batched_tokens;
         o.max_seqs = a->max_num_seqs;
         o.max_blocks_per_seq = (max_len + bs - 1) / bs;
+        o.ssm_state_bf16 = srv_args_ssm_bf16(a);
         eng_cuda_set_options(&o);
         size_t freeb = 0, total = 0;
         if (eng_cuda_mem_info(&freeb, &total)) {
@@ -63,7 +64,7 @@ static int plan_memory(struct srv_model *m, const struct srv_args *a, int max_le
         }
         size_t used = (total - freeb) + eng_cuda_weight_bytes(&m->cfg) + eng_cuda_workspace_bytes(&m->cfg, &o);
         size_t budget = sched_memplan_gpu_budget(total, used, a->gpu_memory_utilization);
-        /* KV in bf16, SSM state fp32 (the backend's defaults) */
+        /* KV in bf16; SSM state fp32, or bf16 with --ssm-state-dtype bfloat16 */
         if (sched_memplan_compute(&m->cfg, budget, bs, max_len, a->max_num_seqs, 2, o.ssm_state_bf16 ? 2 : 4,
                                   &m->plan, err, errlen))
             return -1;
@@ -96,6 +97,11 @@ int srv_model_load(struct srv_model *m, const struct srv_args *a, struct srv_app
         goto fail;
     }
     if (pick_device(m, a, err, errlen)) goto fail;
+    if (srv_args_ssm_bf16(a) && strcmp(m->device, "cuda")) {
+        snprintf(err, errlen, "--ssm-state-dtype bfloat16: the cpu backend keeps the GDN state in float32 only "
+                              "(use a CUDA device, or --ssm-state-dtype float32)");
+        goto fail;
+    }
     if (eng_weights_load(&m->w, &m->cfg, a->model, e2, sizeof e2)) {
         snprintf(err, errlen, "%s: %s", a->model, e2);
         goto fail;

@@ -493,7 +493,12 @@ gdn_chunk_scan_kernel(const int32_t *__restrict__ plan, int N, const int32_t *__
     gc_stage_load<DK>(stg, work + ((size_t)c0 * Hv + h) * per, Dv, tid);
     gc_cp_commit();
     uint32_t un[8][2];
-    auto load_u = [&](int c) {
+    int ntok0, nlen;
+    float ngC;
+    auto load_u = [&](int c) { /* chunk c's U^T slice, token range and Gam_C */
+        ntok0 = plan[N + 1 + 2 * c];
+        nlen = plan[N + 2 + 2 * c];
+        ngC = gcw[(size_t)c * Hv + h];
         const kbf16 *UT = work + ((size_t)c * Hv + h) * per + 3 * C * DK;
 #pragma unroll
         for (int j = 0; j < 8; j++) {
@@ -514,7 +519,8 @@ gdn_chunk_scan_kernel(const int32_t *__restrict__ plan, int N, const int32_t *__
                                   : 0.0f;
 
     for (int c = c0; c < c1; c++) {
-        const int tok0 = plan[N + 1 + 2 * c], len = plan[N + 2 + 2 * c];
+        const int tok0 = ntok0, len = nlen;
+        const float gC = ngC;
         const kbf16 *sb = stg + (size_t)((c - c0) & 1) * L::ELEMS;
         /* prefetch chunk c+1 into the other stage (its readers finished at
          * the barrier ending chunk c-1) */
@@ -528,7 +534,6 @@ gdn_chunk_scan_kernel(const int32_t *__restrict__ plan, int N, const int32_t *__
             uu[j][0] = un[j][0], uu[j][1] = un[j][1];
         if (c + 1 < c1)
             load_u(c + 1);
-        const float gC = gcw[(size_t)c * Hv + h];
         gc_cp_wait1(); /* chunk c's stage has landed (this thread's copies) */
         __syncthreads(); /* ... and everyone's */
 

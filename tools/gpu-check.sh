@@ -7,7 +7,7 @@
 # file, OUTDIR/gpu-logs.tgz (the device tool returns only a few files, and
 # whatever a step leaves before a time-out still comes back). Used with the
 # device tool; CI has no GPU and never runs this.
-#   tools/gpu-check.sh OUTDIR [test|bench|fla|memcheck|serve|refs]...
+#   tools/gpu-check.sh OUTDIR [test|bench|spec|fla|memcheck|serve|refs]...
 #   (default: test memcheck bench fla serve)
 set -o pipefail
 DEST=${OUT:-$1}
@@ -84,6 +84,9 @@ for s in $steps; do
     bench)
         timeout 240 $BENCH --iters 20 --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"
         cat "$OUT/bench.log" | cut -c1-150 | tail -45 ;;
+    spec)
+        timeout 150 $BENCH --spec --json "$OUT/spec.json" > "$OUT/spec.log" 2>&1; echo "bench --spec rc=$?"
+        cut -c1-150 "$OUT/spec.log" | tail -30 ;;
     fla)
         PYTHONUNBUFFERED=1 timeout 180 python3 tools/bench_fla.py --fla .scratch/fla --json "$OUT/fla.json" \
             > "$OUT/fla.log" 2>&1; echo "fla rc=$?"; tail -12 "$OUT/fla.log" ;;

@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "engine/config.h"
+#include "engine/sampling.h"
 #include "engine/weights.h"
 
 #ifdef __cplusplus
@@ -60,6 +61,27 @@ struct eng_batch {
     /* speculative verify (only read when num_verify > 0) */
     int max_spec;                      /* k: drafts per verify row at most */
     const int32_t *spec_slots;         /* [num_verify * (max_spec+1)] per-position GDN slots */
+    /* device sampling: 1 asks a backend with ops->sample to keep the logits
+     * rows on the device for ops->sample / ops->fetch_logits instead of
+     * writing them to the host (only when num_logits <= e->sample_max_logits);
+     * backends without ops->sample ignore it and write the rows as always. */
+    int logits_on_device;
+};
+
+/* One row for ops->sample: the arguments of samp_sample (engine/sampling.h),
+ * with the logits row given by its index in the last forward's rows. All
+ * pointers are borrowed for the duration of the call. */
+struct eng_sample_row {
+    int logits_row;                    /* [0, num_logits) of the last forward */
+    const struct samp_params *params;
+    const int32_t *prompt;             /* [num_prompt] repetition-penalty history */
+    int num_prompt;
+    const int32_t *output;             /* [num_output] generated tokens (all penalties) */
+    int num_output;
+    const int32_t *banned;             /* [num_banned] ids forced to -inf */
+    int num_banned;
+    uint64_t seed, stream, counter;    /* samp_rng_uniform key */
+    int num_logprobs;                  /* -1..SAMP_MAX_LOGPROBS as in samp_sample */
 };
 
 /* Memory the backend was given; sizes are decided by the scheduler's plan. */
@@ -83,6 +105,17 @@ struct eng_backend_ops {
     int (*copy_block)(struct engine *e, int src, int dst);
     /* Optional (NULL: -ENOTSUP): slot's whole GDN state as fp32, eng_read_slot. */
     int (*read_slot)(struct engine *e, int slot, float *out);
+    /* Optional (NULL: the scheduler samples on the host). Samples n rows of
+     * the logits kept by the last forward that ran with logits_on_device,
+     * with samp_sample's semantics (engine/sampling.h says where the device
+     * may differ), into out[n]. Returns 0; -E2BIG when the step exceeds the
+     * backend's sampling capacity (rows or history: the caller fetches the
+     * logits and samples on the host); -EINVAL; -EIO. The kept rows stay
+     * valid until the next forward. */
+    int (*sample)(struct engine *e, const struct eng_sample_row *rows, int n,
+                  struct samp_result *out);
+    /* With sample: copy the kept rows to the host, num_logits x vocab fp32. */
+    int (*fetch_logits)(struct engine *e, float *logits);
 };
 
 struct engine {
@@ -92,6 +125,8 @@ struct engine {
     const struct eng_backend_ops *ops; /* borrowed, static */
     void *impl;                        /* owned by the backend */
     int num_threads;                   /* CPU backend: worker threads (0 = all cores) */
+    int sample_max_logits;             /* set by a backend with ops->sample: most logits rows a
+                                          forward can keep on the device (0: none) */
 };
 
 /* Bytes one GDN state slot and one KV block take on this backend (for the

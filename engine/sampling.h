@@ -21,6 +21,20 @@
  * by (seed, choice, token index) (splitmix64 finalizer), never a shared
  * stream, so a seeded request gives the same tokens whatever else is in the
  * batch and after preemption (the key depends only on the request).
+ *
+ * Device sampling (kernels/cuda/sample.cu behind the CUDA backend's
+ * ops->sample, engine/engine.h) follows this order step by step, the same
+ * float operations without FMA contraction, top_p's two paths as written
+ * here, and the same uniform (this splitmix key, computed bit for bit on the
+ * device; the issue said Philox, but one counter-based, batch-independent key
+ * on both sides keeps the CPU's seeded outputs as they were). Intentional
+ * differences, both far below float resolution: the double sums (softmax
+ * total, top_p's cumulative mass, the CDF walk) are associated differently
+ * (per-thread chunks, then a block scan), and the GPU's expf may differ from
+ * glibc's by an ulp. So a seeded draw can differ only where u lands within
+ * ~1e-7 (relative) of a CDF boundary or a top_p / min_p cut is that close;
+ * the kernel reports that margin and tests/gpu/check_gpu_sample.c accepts a
+ * mismatch only below 1e-5. Log-probs agree far within the tests' 1e-4.
  */
 #ifndef DS_ENGINE_SAMPLING_H
 #define DS_ENGINE_SAMPLING_H

@@ -149,6 +149,7 @@ void sched_destroy(struct sched *s)
         for (int i = 0; i < s->num_samps; i++) samp_ctx_destroy(s->samps[i]);
     free(s->samps);
     free(s->jobs);
+    sched_devsamp_free(s);
     kv_pool_fini(&s->kv);
     slot_pool_fini(&s->slots);
     pthread_mutex_destroy(&s->mu);

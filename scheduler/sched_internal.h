@@ -136,6 +136,7 @@ struct sched {
     int num_samps;
     struct samp_job *jobs;         /* [max_num_seqs] this step's sampling jobs */
     size_t par_min_logits;         /* parallel sampling from this many logits (tests lower it) */
+    struct sched_devsamp *devsamp; /* [engine] device-sampling scratch (step.c), lazily made */
     int num_jobs;
     pthread_t thread;
     bool started;
@@ -215,6 +216,8 @@ void seq_list_remove(struct sched_seq **list, int *n, struct sched_seq *q);
  * delivers, finishes. Returns 0 or the engine's error (requests of the batch
  * failed with ERROR). */
 int sched_run_step(struct sched *s);
+/* Frees step.c's device-sampling scratch (sched_destroy). */
+void sched_devsamp_free(struct sched *s);
 /* Finishes every unfinished choice of r with f (ABORT/ERROR), freeing its
  * sequences; drops the scheduler's reference when done. */
 void sched_finish_request(struct sched *s, struct sched_request *r, enum sched_finish f,

@@ -115,6 +115,24 @@ static int seq_push_token(struct sched_seq *q, int32_t tok)
     return 0;
 }
 
+#define SCHED_MAX_BANNED (CFG_MAX_EOS + 64)
+
+/* min_tokens: eos and stop ids may not be sampled while only ngen tokens
+ * are generated. Fills banned[SCHED_MAX_BANNED]; returns the count. */
+static int job_banned(const struct sched *s, const struct sched_seq *q, int ngen, int32_t *banned)
+{
+    const struct sched_req_impl *im = q->r->impl;
+    const struct sched_params *p = &im->p;
+    int nb = 0;
+    if (ngen < p->min_tokens) {
+        if (!p->ignore_eos)
+            for (int i = 0; i < s->mc->num_eos; i++) banned[nb++] = s->mc->eos_ids[i];
+        for (int i = 0; i < p->num_stop_token_ids && nb < SCHED_MAX_BANNED; i++)
+            banned[nb++] = im->stop_ids[i];
+    }
+    return nb;
+}
+
 /* Phase 2 of sampling (any worker thread): one token for q from its logits
  * row. Reads scheduler state, writes only *res. */
 static int job_sample(const struct sched *s, struct samp_ctx *ctx, const struct sched_seq *q,
@@ -122,15 +140,8 @@ static int job_sample(const struct sched *s, struct samp_ctx *ctx, const struct 
 {
     const struct sched_req_impl *im = q->r->impl;
     const struct sched_params *p = &im->p;
-    /* min_tokens: eos and stop ids may not be sampled yet */
-    int32_t banned[CFG_MAX_EOS + 64];
-    int nb = 0;
-    if (q->num_generated < p->min_tokens) {
-        if (!p->ignore_eos)
-            for (int i = 0; i < s->mc->num_eos; i++) banned[nb++] = s->mc->eos_ids[i];
-        for (int i = 0; i < p->num_stop_token_ids && nb < (int)(sizeof banned / sizeof *banned); i++)
-            banned[nb++] = im->stop_ids[i];
-    }
+    int32_t banned[SCHED_MAX_BANNED];
+    int nb = job_banned(s, q, q->num_generated, banned);
     return samp_sample(ctx, logits, &p->sampling, im->prompt, p->prompt_len,
                        q->tokens + p->prompt_len, q->num_generated, banned, nb, im->seed,
                        (uint64_t)q->choice, (uint64_t)q->num_generated, p->logprobs, res);
@@ -303,6 +314,200 @@ static void run_jobs(struct sched *s)
     s->num_jobs = 0;
 }
 
+/* --- device sampling (engine ops->sample) --------------------------------------------
+ * When the backend samples on the device, a step keeps its logits there
+ * (eng_batch.logits_on_device) and one ops->sample call covers every row of
+ * the step: the jobs (plain rows, n>1 choices sharing a row) and every
+ * position of every verify row. Verify position t is sampled with exactly
+ * the context the sequential host path gives it when drafts 0..t-1 were
+ * accepted (output history + drafts[0..t), RNG counter and min_tokens at
+ * num_generated + t); on_verify_row uses position t only in that case, so
+ * the tokens are the host path's. Steps that need the raw rows on the host
+ * (prompt log-probs) sample on the host; steps beyond the device sampler's
+ * capacity (-E2BIG) fetch the logits and sample on the host. */
+struct sched_devsamp {
+    struct eng_sample_row *rows;   /* [cap] */
+    struct samp_result *res;       /* [cap] */
+    int32_t *banned;               /* [cap * SCHED_MAX_BANNED] */
+    int cap;
+    int32_t *hist;                 /* verify rows with penalties: output + drafts */
+    size_t hist_cap;
+    int *vres;                     /* [logits row] -> index into res of a verify position, -1 */
+    int vres_cap, nvres;
+    bool active;                   /* this step's verify positions are in res */
+    int rc;                        /* ops->sample's status for this step */
+};
+
+void sched_devsamp_free(struct sched *s)
+{
+    struct sched_devsamp *d = s->devsamp;
+    if (!d) return;
+    free(d->rows);
+    free(d->res);
+    free(d->banned);
+    free(d->hist);
+    free(d->vres);
+    free(d);
+    s->devsamp = NULL;
+}
+
+/* The step can sample on the device: the backend offers it, every logits row
+ * fits its kept rows, and no row is a prompt log-prob row. */
+static bool devsamp_usable(const struct sched *s, int L)
+{
+    const struct engine *e = s->cfg.eng;
+    if (!e || !e->ops->sample || !e->ops->fetch_logits || L <= 0 || L > e->sample_max_logits)
+        return false;
+    for (int l = 0; l < L; l++)
+        if (s->lrow_pos[l] >= 0) return false;
+    return true;
+}
+
+static int devsamp_reserve(struct sched *s, int n, size_t hist, int L)
+{
+    struct sched_devsamp *d = s->devsamp;
+    if (!d && !(d = s->devsamp = calloc(1, sizeof *d))) return -ENOMEM;
+    if (n > d->cap) {
+        int nc = n > 2 * d->cap ? n : 2 * d->cap;
+        struct eng_sample_row *r = realloc(d->rows, sizeof(*r) * (size_t)nc);
+        if (r) d->rows = r;
+        struct samp_result *x = realloc(d->res, sizeof(*x) * (size_t)nc);
+        if (x) d->res = x;
+        int32_t *b = realloc(d->banned, sizeof(*b) * (size_t)nc * SCHED_MAX_BANNED);
+        if (b) d->banned = b;
+        if (!r || !x || !b) return -ENOMEM;
+        d->cap = nc;
+    }
+    if (hist > d->hist_cap) {
+        int32_t *h = realloc(d->hist, sizeof(*h) * hist);
+        if (!h) return -ENOMEM;
+        d->hist = h;
+        d->hist_cap = hist;
+    }
+    if (L > d->vres_cap) {
+        int *v = realloc(d->vres, sizeof(*v) * (size_t)L);
+        if (!v) return -ENOMEM;
+        d->vres = v;
+        d->vres_cap = L;
+    }
+    return 0;
+}
+
+/* One row's arguments, as job_sample passes them to samp_sample. */
+static void devsamp_row(const struct sched *s, const struct sched_seq *q, int lrow,
+                        const int32_t *out, int ngen, int32_t *banned, struct eng_sample_row *r)
+{
+    const struct sched_req_impl *im = q->r->impl;
+    const struct sched_params *p = &im->p;
+    r->logits_row = lrow;
+    r->params = &p->sampling;
+    r->prompt = im->prompt;
+    r->num_prompt = p->prompt_len;
+    r->output = out;
+    r->num_output = ngen;
+    r->banned = banned;
+    r->num_banned = job_banned(s, q, ngen, banned);
+    r->seed = im->seed;
+    r->stream = (uint64_t)q->choice;
+    r->counter = (uint64_t)ngen;
+    r->num_logprobs = p->logprobs;
+}
+
+static bool verify_live(const struct sched_seq *q) { return q->state == SEQ_RUNNING && q->num_draft > 0; }
+
+static bool has_penalties(const struct sched_seq *q)
+{
+    const struct samp_params *sp = &((const struct sched_req_impl *)q->r->impl)->p.sampling;
+    return sp->repetition_penalty != 1.0f || sp->frequency_penalty != 0.0f ||
+           sp->presence_penalty != 0.0f;
+}
+
+/* Samples the step's jobs (and verify positions) on the device and applies
+ * the jobs; falls back to the host on -E2BIG or out of memory. */
+static void devsamp_run(struct sched *s, int L)
+{
+    struct engine *e = s->cfg.eng;
+    int n = s->num_jobs;
+    size_t hist = 0;
+    for (int l = 0; l < L; l++) {
+        if (s->lrow_pos[l] != -2) continue;
+        const struct sched_seq *q = s->rows[s->lrow_seq[l]];
+        if (!verify_live(q)) continue;
+        n += q->num_draft + 1;
+        if (has_penalties(q)) hist += (size_t)q->num_generated + (size_t)q->num_draft;
+    }
+    int rc = devsamp_reserve(s, n > 0 ? n : 1, hist, L);
+    struct sched_devsamp *d = s->devsamp;
+    if (rc == 0) {
+        d->active = false;
+        d->nvres = L;
+        for (int l = 0; l < L; l++) d->vres[l] = -1;
+        int k = 0;
+        for (int i = 0; i < s->num_jobs; i++, k++) {
+            const struct sched_seq *q = s->jobs[i].q;
+            const struct sched_req_impl *im = q->r->impl;
+            int lrow = (int)((s->jobs[i].logits - s->logits) / s->vocab);
+            devsamp_row(s, q, lrow, q->tokens + im->p.prompt_len, q->num_generated,
+                        d->banned + (size_t)k * SCHED_MAX_BANNED, &d->rows[k]);
+        }
+        size_t ho = 0;
+        for (int l = 0; l < L; l++) {
+            if (s->lrow_pos[l] != -2) continue;
+            const struct sched_seq *q = s->rows[s->lrow_seq[l]];
+            if (!verify_live(q)) continue;
+            const struct sched_req_impl *im = q->r->impl;
+            const int32_t *out = q->tokens + im->p.prompt_len;
+            if (has_penalties(q)) { /* the history position t sees: output + drafts[0..t) */
+                int32_t *h = d->hist + ho;
+                memcpy(h, out, sizeof(int32_t) * (size_t)q->num_generated);
+                memcpy(h + q->num_generated, q->spec_draft, sizeof(int32_t) * (size_t)q->num_draft);
+                ho += (size_t)q->num_generated + (size_t)q->num_draft;
+                out = h;
+            }
+            for (int t = 0; t <= q->num_draft; t++, k++) {
+                devsamp_row(s, q, l + t, out, q->num_generated + t,
+                            d->banned + (size_t)k * SCHED_MAX_BANNED, &d->rows[k]);
+                d->vres[l + t] = k;
+            }
+        }
+        rc = k > 0 ? e->ops->sample(e, d->rows, k, d->res) : 0;
+    }
+    if (rc == -E2BIG || rc == -ENOMEM) { /* beyond the device's capacity: host path */
+        int frc = e->ops->fetch_logits(e, s->logits);
+        if (frc == 0) {
+            run_jobs(s);
+            return;
+        }
+        rc = frc;
+    }
+    d = s->devsamp;
+    if (d) {
+        d->active = true;
+        d->rc = rc;
+    }
+    for (int i = 0; i < s->num_jobs; i++) {
+        static const struct samp_result none;
+        job_apply(s, s->jobs[i].q, rc, rc < 0 || !d ? &none : &d->res[i]);
+    }
+    s->num_jobs = 0;
+}
+
+/* Verify position t of the row whose first logits row is lg: the device's
+ * result when this step sampled on the device, else sampled here. */
+static int verify_sample(struct sched *s, struct sched_seq *q, const float *lg, int t,
+                         struct samp_result *res)
+{
+    const struct sched_devsamp *d = s->devsamp;
+    if (d && d->active) {
+        int l = (int)((lg - s->logits) / s->vocab) + t;
+        if (d->rc < 0) return d->rc;
+        if (l < 0 || l >= d->nvres || d->vres[l] < 0) return -EIO; /* never: all were sampled */
+        *res = d->res[d->vres[l]];
+        return 0;
+    }
+    return job_sample(s, s->samp, q, lg + (size_t)t * (size_t)s->vocab, res);
+}
+
 /* Prompt log-prob of token pos+1 from the logits at position pos. */
 static void on_plp_row(struct sched *s, struct sched_seq *q, int pos, const float *logits)
 {
@@ -339,7 +544,7 @@ static void on_verify_row(struct sched *s, struct sched_seq *q, const float *lg)
     int e = 0, acc = 0; /* tokens emitted; drafts emitted as proposed */
     for (int t = 0; t <= d; t++) {
         struct samp_result res;
-        int rc = job_sample(s, s->samp, q, lg + (size_t)t * (size_t)s->vocab, &res);
+        int rc = verify_sample(s, q, lg, t, &res);
         job_apply(s, q, rc, &res);
         e++;
         bool hit = rc >= 0 && t < d && res.token == q->spec_draft[t];
@@ -470,6 +675,7 @@ int sched_run_step(struct sched *s)
         .cache_len = s->b_cache, .state_slot = s->b_slot, .block_table = s->b_bt,
         .max_blocks = max_blocks, .logits_rows = s->b_lrows, .num_logits = L,
         .num_verify = nver, .max_spec = kspec, .spec_slots = s->b_spec,
+        .logits_on_device = devsamp_usable(s, L),
     };
     int rc = eng_forward(s->cfg.eng, &b, s->logits);
     s->st_steps++;
@@ -505,7 +711,8 @@ int sched_run_step(struct sched *s)
         if (s->lrow_pos[l] >= 0) on_plp_row(s, q, s->lrow_pos[l], lg);
         else if (s->lrow_pos[l] == -1) on_sample_row(s, q, lg);
     }
-    run_jobs(s);
+    if (b.logits_on_device) devsamp_run(s, L); /* device sampling (above) */
+    else run_jobs(s);
     /* verify rows after the parallel jobs: sequential per position, on samps[0] */
     for (int l = 0; l < L; l++) {
         if (s->lrow_pos[l] != -2) continue;
@@ -513,5 +720,6 @@ int sched_run_step(struct sched *s)
         if (q->state != SEQ_RUNNING || q->num_draft <= 0) continue;
         on_verify_row(s, q, s->logits + (size_t)l * (size_t)s->vocab);
     }
+    if (s->devsamp) s->devsamp->active = false;
     return N;
 }

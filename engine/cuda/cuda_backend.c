@@ -139,7 +139,7 @@ size_t eng_cuda_workspace_bytes(const struct cfg_model *c, const struct eng_cuda
     size_t b = T * C * 4 * 2 + T * C * 2 + T * proj_cols(c) * 4 + T * CD * 4 + T * Hv * 8 +
                T * VD * 4 + T * ob * 2 + T * F * 2 + (size_t)o->max_logits * c->vocab_size * 4 +
                1024 * (c->head_dim + 2) * 4 + meta_ints(o) * 4 + ((size_t)64 << 20);
-    return b + gdn_chunk_bytes(c, o);
+    return b + gdn_chunk_bytes(c, o) + cu_sample_workspace_bytes(c, o);
 }
 
 size_t eng_cuda_slot_bytes(const struct cfg_model *c, int ssm_state_bf16)
@@ -176,6 +176,7 @@ static void impl_free(struct cu_impl *m)
         if (m->graphs[i].exec)
             cudaGraphExecDestroy(m->graphs[i].exec);
     cu_gemm_fini(&m->gemm);
+    cu_sample_backend_fini(m);
     for (int i = 0; i < m->nallocs; i++)
         cudaFree(m->allocs[i]);
     free(m->allocs);
@@ -316,6 +317,9 @@ static int cuda_init(struct engine *e)
         goto fail;
     if (cudaMallocHost((void **)&m->meta_h, m->meta_ints * 4) != cudaSuccess)
         goto fail;
+    if ((rc = cu_sample_backend_init(e, m))) /* device sampler (cuda_sample.c) */
+        goto fail;
+    rc = -ENOMEM;
     /* decode graph buckets */
     int lim = o->max_tokens < o->max_seqs ? o->max_tokens : o->max_seqs;
     if (lim > o->max_logits)
@@ -490,4 +494,6 @@ const struct eng_backend_ops eng_backend_cuda = {
     .copy_slot = cuda_copy_slot,
     .copy_block = cuda_copy_block,
     .read_slot = cuda_read_slot,
+    .sample = cu_sample_op,
+    .fetch_logits = cu_fetch_logits_op,
 };

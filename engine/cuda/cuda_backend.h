@@ -27,6 +27,7 @@ struct eng_cuda_options {
     int max_blocks_per_seq;  /* block-table width the device keeps (default 4096) */
     int max_logits;          /* lm_head rows per chunk (default 1024; more rows run in chunks) */
     int use_graphs;          /* CUDA graphs for decode-only steps (default 1) */
+    int no_device_sampling;  /* 1: no ops->sample (the scheduler samples on the host) */
     uint64_t random_weights_seed; /* non-zero: generate random bf16 weights on the GPU
                                      instead of uploading (benchmark; e->w may be NULL) */
 };

@@ -214,6 +214,11 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
         return -E2BIG;
     int MB = m->opt.max_blocks_per_seq;
     struct meta_ptrs h = meta_layout(m, m->meta_h);
+    /* device sampling: the rows stay in m->logits for cuda_sample.c */
+    const int keep = b->logits_on_device && m->sampler;
+    m->kept_rows = -1;
+    if (keep && R > m->opt.max_logits)
+        return -EINVAL;
 
     /* graph eligibility: decode only, one logits row per sequence in order */
     int gi = -1;
@@ -345,7 +350,7 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
     }
     if (gi >= 0) {
         CU_CHECK(cudaGraphLaunch(m->graphs[gi].exec, s));
-        if (R > 0)
+        if (R > 0 && !keep)
             CU_CHECK(cudaMemcpyAsync(logits, m->logits, (size_t)R * m->V * 4,
                                      cudaMemcpyDeviceToHost, s));
     } else {
@@ -357,10 +362,13 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
             int n = R - r0 < m->opt.max_logits ? R - r0 : m->opt.max_logits;
             if ((rc = run_lm_head(m, r0, n)))
                 return rc;
-            CU_CHECK(cudaMemcpyAsync(logits + (size_t)r0 * m->V, m->logits,
+            if (!keep)
+                CU_CHECK(cudaMemcpyAsync(logits + (size_t)r0 * m->V, m->logits,
                                      (size_t)n * m->V * 4, cudaMemcpyDeviceToHost, s));
         }
     }
     CU_CHECK(cudaStreamSynchronize(s));
+    if (keep)
+        m->kept_rows = R;
     return 0;
 }

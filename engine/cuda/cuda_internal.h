@@ -129,6 +129,10 @@ struct cu_impl {
     void *gdn_work;
     size_t gdn_work_bytes;
     int gdn_chunk_max;
+    /* device sampling (cuda_sample.c) */
+    struct cu_sampler *sampler;  /* owned; NULL with opt.no_device_sampling */
+    int kept_rows;               /* logits rows the last forward kept on the device, -1: none */
+    uint64_t sample_fallbacks;   /* steps ops->sample refused for capacity */
 };
 
 /* allocation helper: cudaMalloc recorded in impl->allocs; NULL on failure */
@@ -137,6 +141,13 @@ void *cu_alloc(struct cu_impl *m, size_t bytes);
 int cu_weights_init(struct cu_impl *m, const struct cfg_model *c, const struct eng_weights *w);
 /* the step (cuda_forward.c) */
 int cu_forward(struct engine *e, const struct eng_batch *b, float *logits);
+/* device sampling (cuda_sample.c): setup/teardown and the backend ops */
+int cu_sample_backend_init(struct engine *e, struct cu_impl *m);
+void cu_sample_backend_fini(struct cu_impl *m);
+size_t cu_sample_workspace_bytes(const struct cfg_model *c, const struct eng_cuda_options *o);
+int cu_sample_op(struct engine *e, const struct eng_sample_row *rows, int n,
+                 struct samp_result *out);
+int cu_fetch_logits_op(struct engine *e, float *logits);
 /* host rope tables */
 void cu_rope_inv_freq(const struct cfg_model *c, int max_pos, float *inv_freq, float *mscale);
 

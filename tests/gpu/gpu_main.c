@@ -22,6 +22,7 @@ int main(void)
     srunner_add_suite(sr, gpu_attn_suite());
     srunner_add_suite(sr, gpu_chunk_suite());
     srunner_add_suite(sr, gpu_model_suite());
+    srunner_add_suite(sr, gpu_sample_suite());
     srunner_add_suite(sr, gpu_spec_suite());
     srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_NORMAL);

@@ -223,6 +223,18 @@ attn_prefill_kernel(struct kern_attn_args a)
             int r = 16 * (w + NW * mt) + g + 8 * hf;
             qp[mt][hf] = r < cnt ? a.positions[t0 + r] : maxpos;
         }
+    /* the last key each of the warp's row tiles sees (warp-uniform): key
+     * blocks past it are skipped for that tile (their scores would all be
+     * masked: the tail of the diagonal in the lower row tiles) */
+    int qlast[MT];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        int v = max(qp[mt][0], qp[mt][1]);
+#pragma unroll
+        for (int sh = 1; sh < 32; sh <<= 1)
+            v = max(v, __shfl_xor_sync(0xffffffffu, v, sh));
+        qlast[mt] = v;
+    }
 
     constexpr bool EARLY_K = !QREG || BM <= BN; /* K_0 loads while Q is staged */
     if (EARLY_K) {
@@ -298,6 +310,8 @@ attn_prefill_kernel(struct kern_attn_args a)
                 ldsm_x4(b, sK + sw_off<D>(row, 2 * kk + ((lane >> 3) & 1)));
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
+                    if (kb * BN > qlast[mt])
+                        continue; /* stays 0, then fully masked: p = 0 */
                     const uint32_t *A = QREG ? qf[QREG ? kk : 0] : qa[mt];
                     mma_bf16(s[mt][2 * jp], A, b[0], b[1]);
                     mma_bf16(s[mt][2 * jp + 1], A, b[2], b[3]);
@@ -378,6 +392,8 @@ attn_prefill_kernel(struct kern_attn_args a)
                 ldsm_x4_t(b, sV + sw_off<D>(row, 2 * dp + (lane >> 4)));
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
+                    if (kb * BN > qlast[mt])
+                        continue; /* p = 0 */
                     mma_bf16(o[mt][2 * dp], pa[mt], b[0], b[1]);
                     mma_bf16(o[mt][2 * dp + 1], pa[mt], b[2], b[3]);
                 }

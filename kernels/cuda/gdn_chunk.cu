@@ -30,11 +30,11 @@ typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> gc_acc;
 
 static __device__ __forceinline__ kbf16 gc_bf(float f) { return __float2bfloat16_rn(f); }
 
-/* bf16 elements per (chunk, head) in the workspace: Wn, Q~, K~ (64 x Dk each),
- * U (64 x Dv), P (64 x 64). */
-static __host__ __device__ __forceinline__ size_t gc_per(int Dk, int Dv)
+/* bf16 elements per (chunk, head) in the workspace: Wn (64 x Dk), Q~ (64 x Dk),
+ * K~^T (Dk x 64), Tu = T diag(beta) (64 x 64), P (64 x 64). */
+static __host__ __device__ __forceinline__ size_t gc_per(int Dk)
 {
-    return (size_t)GC_C * (3 * Dk + Dv + GC_C);
+    return (size_t)GC_C * (3 * Dk + 2 * GC_C);
 }
 
 /* Store an accumulator tile through the warp's 16x16 fp32 scratch, then let
@@ -50,21 +50,9 @@ static __device__ __forceinline__ void gc_spill(const gc_acc &a, float *scr, int
     __syncwarp();
 }
 
-/* The same with lanes walking down the columns (for transposed writes). */
-template <typename F>
-static __device__ __forceinline__ void gc_spill_t(const gc_acc &a, float *scr, int lane, F fn)
-{
-    wmma::store_matrix_sync(scr, a, 16, wmma::mem_row_major);
-    __syncwarp();
-#pragma unroll
-    for (int e = lane; e < 256; e += 32)
-        fn(e & 15, e >> 4, scr[(e & 15) * 16 + (e >> 4)]);
-    __syncwarp();
-}
-
 /* ---------------- prep: per (chunk, head) ---------------- */
 template <int DK>
-static __global__ void __launch_bounds__(GC_THREADS, 3)
+static __global__ void __launch_bounds__(GC_THREADS, 4)
 gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
                       const float *__restrict__ beta, const int32_t *__restrict__ plan, int N,
                       int Hk, int Hv, int Dv, float scale, kbf16 *__restrict__ work,
@@ -82,9 +70,9 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
     const int lane = tid & 31, warp = tid >> 5;
     const int tok0 = plan[N + 1 + 2 * c], len = plan[N + 2 + 2 * c];
     const int kh = h / (Hv / Hk), KD = Hk * DK, CD = 2 * KD + Hv * Dv;
-    kbf16 *wp = work + ((size_t)c * Hv + h) * gc_per(DK, Dv);
-    kbf16 *Wn = wp, *Qt = wp + C * DK, *KtT = wp + 2 * C * DK, *UT = wp + 3 * C * DK,
-          *Pg = UT + (size_t)C * Dv;
+    kbf16 *wp = work + ((size_t)c * Hv + h) * gc_per(DK);
+    kbf16 *Wn = wp, *Qt = wp + C * DK, *KtT = wp + 2 * C * DK, *TuG = wp + 3 * C * DK,
+          *Pg = TuG + C * C;
     kbf16 *qb = rq, *Tu = rq, *Tw = rq + C * C;
 
     /* local cumulative gate (inclusive scan over the chunk) */
@@ -281,46 +269,11 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
         Tu[e] = gc_bf(t * sbt[j]);
         Tw[e] = gc_bf(-t * sbg[j]);
     }
-    __syncthreads(); /* A free: scratch + V staging */
-    kbf16 *Vs = (kbf16 *)(A + 4 * 256);
-    /* U = Tu V, in column slices of 64 (T is lower triangular: kt <= rt); the
-     * next slice's loads are issued before this slice's products */
-    constexpr int VPT = C * 64 / GC_THREADS; /* V elements per thread per slice */
-    float vr[VPT];
-    const float *vbase = y + 2 * KD + (size_t)h * Dv;
-    auto load_v = [&](int v0) {
-        const int wv = min(64, Dv - v0);
-#pragma unroll
-        for (int i = 0; i < VPT; i++) {
-            int e = tid + GC_THREADS * i, r = e >> 6, cc = e & 63;
-            vr[i] = r < len && cc < wv ? vbase[(size_t)(tok0 + r) * CD + v0 + cc] : 0.0f;
-        }
-    };
-    load_v(0);
-    for (int v0 = 0; v0 < Dv; v0 += 64) {
-        const int ntv = min(64, Dv - v0) >> 4;
-#pragma unroll
-        for (int i = 0; i < VPT; i++)
-            Vs[tid + GC_THREADS * i] = gc_bf(vr[i]);
-        __syncthreads();
-        if (v0 + 64 < Dv)
-            load_v(v0 + 64);
-        for (int ct = 0; ct < ntv; ct++) {
-            gc_acc acc;
-            wmma::fill_fragment(acc, 0.0f);
-            for (int kt = 0; kt <= rt; kt++) {
-                gc_fa fa;
-                gc_fb fb;
-                wmma::load_matrix_sync(fa, Tu + rt * 16 * C + kt * 16, C);
-                wmma::load_matrix_sync(fb, Vs + kt * 16 * 64 + ct * 16, 64);
-                wmma::mma_sync(acc, fa, fb, acc);
-            }
-            gc_spill_t(acc, scr, lane, [&](int rr, int cc, float v) {
-                UT[(size_t)(v0 + ct * 16 + cc) * C + rt * 16 + rr] = gc_bf(v);
-            });
-        }
-        __syncthreads();
-    }
+    __syncthreads(); /* A free: scratch */
+    /* Tu to the workspace (the scan forms U^T = V^T Tu^T itself, reading V
+     * once, instead of U^T being written and read back) */
+    for (int u = tid; u < C * C / 2; u += GC_THREADS)
+        ((uint32_t *)TuG)[u] = ((const uint32_t *)Tu)[u];
     /* Wn = -T diag(beta Gamma) K */
     for (int ct = 0; ct < KT; ct++) {
         gc_acc acc;
@@ -351,7 +304,7 @@ template <> struct gc_io<uint16_t> {
 /* ---------------- scan: per (V-slice, head, sequence) ----------------
  * V-first: warp w owns value rows vw..vw+15 of the head (vw = v0 + 16 w) and
  * computes, per chunk, with m16n8k16 bf16 mma.sync (fp32 accumulate):
- *   Delta^T (16 x 64) = U^T + S^T Wn^T          (K = Dk)
+ *   Delta^T (16 x 64) = V^T Tu^T + S^T Wn^T     (K = tokens <= r; K = Dk)
  *   O^T     (16 x 64) = S^T Q~^T + Delta^T P^T  (K = Dk; K = tokens <= r)
  *   S^T     (16 x Dk) = Gam_C S^T + Delta^T K~  (K = tokens)
  * S^T and Delta^T live in registers: an fp32 accumulator tile of m16n8 has the
@@ -359,8 +312,9 @@ template <> struct gc_io<uint16_t> {
  * one k16 block), so no shared-memory round trip. The B operands (Wn, Q~,
  * K~^T, P of the chunk) are shared by the CTA's warps: staged in shared
  * memory by cp.async one chunk ahead (double buffer, rows padded by 8 bf16 so
- * the 32-bit fragment loads hit 32 banks); U^T is prefetched into registers
- * one chunk ahead. Two barriers per chunk. */
+ * the 32-bit fragment loads hit 32 banks), Tu single-buffered (reloaded
+ * once the Delta products are done); V (fp32, from y) is prefetched into
+ * registers one chunk ahead. Three barriers per chunk. */
 #ifdef DS_CUDA_EMU
 /* tools/cuda-emu: m16n8k16 with the PTX ISA's per-lane fragment layouts
  * (lanes exchange registers through a per-warp buffer between two warp
@@ -437,19 +391,22 @@ static __device__ __forceinline__ uint32_t gc_ld32(const kbf16 *p)
 
 template <int DK> struct gc_stage {
     enum { LDK = DK + 8, LDT = GC_C + 8 };
+    /* double-buffered part: Wn, Q~ (64 x LDK), K~^T (DK x LDT), P (64 x LDT) */
     enum { W = 0, Q = GC_C * LDK, KT = 2 * GC_C * LDK, P = 2 * GC_C * LDK + DK * LDT };
     enum { ELEMS = 2 * GC_C * LDK + DK * LDT + GC_C * LDT };
-    enum { BYTES = ELEMS * 2 };
+    /* single-buffered Tu (64 x LDT) after the two stages: needed by the
+     * Delta products only, so the next chunk's copy starts after them */
+    enum { TU = 2 * ELEMS, BYTES = (2 * ELEMS + GC_C * LDT) * 2 };
 };
 
 /* cp.async one chunk's Wn, Q~, K~^T and P into a stage (16-byte units) */
 template <int DK>
-static __device__ __forceinline__ void gc_stage_load(kbf16 *st, const kbf16 *wp, int Dv, int tid)
+static __device__ __forceinline__ void gc_stage_load(kbf16 *st, const kbf16 *wp, int tid)
 {
     typedef gc_stage<DK> L;
     constexpr int C = GC_C, RU = DK / 8, NWQ = 2 * C * RU, NKT = DK * (C / 8);
     constexpr int TOT = NWQ + NKT + C * (C / 8);
-    const kbf16 *Wn = wp, *KtT = wp + 2 * C * DK, *Pg = wp + 3 * C * DK + (size_t)C * Dv;
+    const kbf16 *Wn = wp, *KtT = wp + 2 * C * DK, *Pg = wp + 3 * C * DK + C * C;
     for (int u = tid; u < TOT; u += GC_THREADS) {
         if (u < NWQ) { /* Wn then Q~: rows of Dk, contiguous in the workspace */
             int r = u / RU, k = (u % RU) * 8;
@@ -464,16 +421,28 @@ static __device__ __forceinline__ void gc_stage_load(kbf16 *st, const kbf16 *wp,
         }
     }
 }
+/* cp.async one chunk's Tu into the Tu buffer */
+template <int DK>
+static __device__ __forceinline__ void gc_tu_load(kbf16 *smem, const kbf16 *wp, int tid)
+{
+    typedef gc_stage<DK> L;
+    const kbf16 *Tu = wp + 3 * GC_C * DK;
+    for (int u = tid; u < GC_C * (GC_C / 8); u += GC_THREADS) {
+        int r = u >> 3, k = (u & 7) * 8;
+        gc_cp16(smem + L::TU + r * L::LDT + k, Tu + r * GC_C + k);
+    }
+}
 
 template <int DK, typename ST>
 static __global__ void __launch_bounds__(GC_THREADS, 1)
-gdn_chunk_scan_kernel(const int32_t *__restrict__ plan, int N, const int32_t *__restrict__ slot,
-                      const int32_t *__restrict__ has_init, int Hv, int Dv, ST *state,
-                      size_t slot_stride, float *__restrict__ o, const kbf16 *__restrict__ work,
+gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ plan, int N,
+                      const int32_t *__restrict__ slot, const int32_t *__restrict__ has_init,
+                      int Hk, int Hv, int Dv, ST *state, size_t slot_stride,
+                      float *__restrict__ o, const kbf16 *__restrict__ work,
                       const float *__restrict__ gcw)
 {
     typedef gc_stage<DK> L;
-    constexpr int C = GC_C, NJ = DK / 8, NK = DK / 16;
+    constexpr int NJ = DK / 8, NK = DK / 16;
     GC_DSMEM(smem_raw);
     kbf16 *stg = (kbf16 *)smem_raw;
 
@@ -487,26 +456,35 @@ gdn_chunk_scan_kernel(const int32_t *__restrict__ plan, int N, const int32_t *__
     const int sl = slot[n];
     const bool init = sl >= 0 && has_init[n] != 0;
     ST *Sg = sl >= 0 ? state + (size_t)sl * slot_stride + (size_t)h * DK * Dv : nullptr;
-    const size_t per = gc_per(DK, Dv), VD = (size_t)Hv * Dv;
+    const size_t per = gc_per(DK), VD = (size_t)Hv * Dv;
+    const int CD = 2 * Hk * DK + Hv * Dv;
+    const float *vcol = y + 2 * (size_t)Hk * DK + (size_t)h * Dv + vw + g;
 
-    /* stage chunk c0, U^T of c0 into registers */
-    gc_stage_load<DK>(stg, work + ((size_t)c0 * Hv + h) * per, Dv, tid);
+    /* stage chunk c0 (group 1) and its Tu (group 2) */
+    gc_stage_load<DK>(stg, work + ((size_t)c0 * Hv + h) * per, tid);
     gc_cp_commit();
-    uint32_t un[8][2];
+    gc_tu_load<DK>(stg, work + ((size_t)c0 * Hv + h) * per, tid);
+    gc_cp_commit();
+    /* V of the next chunk in registers: vn[kk][q] = V[token 16kk + 2t + (q&1) +
+     * 8(q>>2)][v = vw + g + 8((q>>1)&1)], 0 past the chunk's end */
+    float vn[4][8];
     int ntok0, nlen;
     float ngC;
-    auto load_u = [&](int c) { /* chunk c's U^T slice, token range and Gam_C */
+    auto load_v = [&](int c) {
         ntok0 = plan[N + 1 + 2 * c];
         nlen = plan[N + 2 + 2 * c];
         ngC = gcw[(size_t)c * Hv + h];
-        const kbf16 *UT = work + ((size_t)c * Hv + h) * per + 3 * C * DK;
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            un[j][0] = act ? gc_ld32(UT + (size_t)(vw + g) * C + 8 * j + 2 * t) : 0u;
-            un[j][1] = act ? gc_ld32(UT + (size_t)(vw + g + 8) * C + 8 * j + 2 * t) : 0u;
-        }
+        for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+            for (int q = 0; q < 8; q++) {
+                int r = 16 * kk + 2 * t + (q & 1) + 8 * (q >> 2);
+                vn[kk][q] = act && r < nlen
+                                ? vcol[(size_t)(ntok0 + r) * CD + 8 * ((q >> 1) & 1)]
+                                : 0.0f;
+            }
     };
-    load_u(c0);
+    load_v(c0);
 
     /* S^T tile j (d = 8j..8j+7): s[j][e] = S[d = 8j + 2t + (e&1)][v = vw + g + 8(e>>1)] */
     float s[NJ][4];
@@ -522,23 +500,29 @@ gdn_chunk_scan_kernel(const int32_t *__restrict__ plan, int N, const int32_t *__
         const int tok0 = ntok0, len = nlen;
         const float gC = ngC;
         const kbf16 *sb = stg + (size_t)((c - c0) & 1) * L::ELEMS;
+        /* V^T as the A operand (tokens = k) */
+        uint32_t va[4][4];
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {
+            va[kk][0] = gc_pack(vn[kk][0], vn[kk][1]);
+            va[kk][1] = gc_pack(vn[kk][2], vn[kk][3]);
+            va[kk][2] = gc_pack(vn[kk][4], vn[kk][5]);
+            va[kk][3] = gc_pack(vn[kk][6], vn[kk][7]);
+        }
         /* prefetch chunk c+1 into the other stage (its readers finished at
-         * the barrier ending chunk c-1) */
+         * the barrier ending chunk c-1); an empty group at the end */
         if (c + 1 < c1)
             gc_stage_load<DK>(stg + (size_t)((c + 1 - c0) & 1) * L::ELEMS,
-                              work + ((size_t)(c + 1) * Hv + h) * per, Dv, tid);
+                              work + ((size_t)(c + 1) * Hv + h) * per, tid);
         gc_cp_commit();
-        uint32_t uu[8][2];
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-            uu[j][0] = un[j][0], uu[j][1] = un[j][1];
         if (c + 1 < c1)
-            load_u(c + 1);
-        gc_cp_wait1(); /* chunk c's stage has landed (this thread's copies) */
-        __syncthreads(); /* ... and everyone's */
+            load_v(c + 1);
+        gc_cp_wait1(); /* all but the newest group: chunk c's stage and Tu landed */
+        __syncthreads(); /* ... for every thread */
 
+        uint32_t da[4][4];
+        const int nj = (len + 7) >> 3, nkk = (len + 15) >> 4;
         if (act) {
-            const int nj = (len + 7) >> 3, nkk = (len + 15) >> 4;
             uint32_t sa[NK][4];
 #pragma unroll
             for (int kk = 0; kk < NK; kk++) {
@@ -547,24 +531,22 @@ gdn_chunk_scan_kernel(const int32_t *__restrict__ plan, int N, const int32_t *__
                 sa[kk][2] = gc_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
                 sa[kk][3] = gc_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
             }
-            /* Delta^T = U^T + S^T Wn^T */
+            /* Delta^T = V^T Tu^T + S^T Wn^T (Tu lower triangular: kk <= j/2) */
             float d[8][4];
 #pragma unroll
             for (int j = 0; j < 8; j++) {
-                d[j][0] = ku_bf((uint16_t)(uu[j][0] & 0xffffu));
-                d[j][1] = ku_bf((uint16_t)(uu[j][0] >> 16));
-                d[j][2] = ku_bf((uint16_t)(uu[j][1] & 0xffffu));
-                d[j][3] = ku_bf((uint16_t)(uu[j][1] >> 16));
-            }
-#pragma unroll
-            for (int j = 0; j < 8; j++)
+                d[j][0] = d[j][1] = d[j][2] = d[j][3] = 0.0f;
                 if (j < nj) {
+                    const kbf16 *bt = stg + L::TU + (8 * j + g) * L::LDT + 2 * t;
+#pragma unroll
+                    for (int kk = 0; kk <= j / 2; kk++)
+                        gc_mma(d[j], va[kk], gc_ld32(bt + 16 * kk), gc_ld32(bt + 16 * kk + 8));
                     const kbf16 *b = sb + L::W + (8 * j + g) * L::LDK + 2 * t;
 #pragma unroll
                     for (int kk = 0; kk < NK; kk++)
                         gc_mma(d[j], sa[kk], gc_ld32(b + 16 * kk), gc_ld32(b + 16 * kk + 8));
                 }
-            uint32_t da[4][4];
+            }
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
                 da[kk][0] = gc_pack(d[2 * kk][0], d[2 * kk][1]);
@@ -593,6 +575,12 @@ gdn_chunk_scan_kernel(const int32_t *__restrict__ plan, int N, const int32_t *__
                             ob[(size_t)r * VD + 8 * (e >> 1)] = a[e];
                     }
                 }
+        }
+        __syncthreads(); /* everyone is past the Tu products */
+        if (c + 1 < c1)
+            gc_tu_load<DK>(stg, work + ((size_t)(c + 1) * Hv + h) * per, tid);
+        gc_cp_commit();
+        if (act) {
             /* S^T <- Gam_C S^T + Delta^T K~ */
 #pragma unroll
             for (int j = 0; j < NJ; j++) {
@@ -663,7 +651,7 @@ extern "C" size_t kern_gdn_chunk_work_bytes(int nchunks, int Hv, int Dk, int Dv)
 {
     if (!gc_shape_ok(Hv, Dk, Dv) || nchunks < 0)
         return 0;
-    return (size_t)nchunks * Hv * (gc_per(Dk, Dv) * 2 + 4);
+    return (size_t)nchunks * Hv * (gc_per(Dk) * 2 + 4);
 }
 
 template <int DK>
@@ -673,12 +661,12 @@ static int gc_launch(const float *y, const float *g, const float *beta, int N,
                      int state_bf16, size_t slot_stride, float *o, void *work, cudaStream_t s)
 {
     kbf16 *wk = (kbf16 *)work;
-    float *gcw = (float *)(wk + (size_t)nchunks * Hv * gc_per(DK, Dv));
+    float *gcw = (float *)(wk + (size_t)nchunks * Hv * gc_per(DK));
     dim3 ga(nchunks, Hv);
     gdn_chunk_prep_kernel<DK><<<ga, GC_THREADS, 0, s>>>(
         y, g, beta, plan, N, Hk, Hv, Dv, scale, wk, gcw);
     dim3 grid((Dv + GC_BV - 1) / GC_BV, Hv, N);
-    const int smem = 2 * gc_stage<DK>::BYTES;
+    const int smem = gc_stage<DK>::BYTES;
 #ifndef DS_CUDA_EMU
     static int attr_set[2];
     if (!attr_set[state_bf16 != 0]) {
@@ -692,15 +680,15 @@ static int gc_launch(const float *y, const float *g, const float *beta, int N,
         attr_set[state_bf16 != 0] = 1;
     }
 #else
-    static_assert(2 * gc_stage<DK>::BYTES <= GC_DSMEM_MAX, "emulator dynamic smem");
+    static_assert(gc_stage<DK>::BYTES <= GC_DSMEM_MAX, "emulator dynamic smem");
     (void)smem; /* translate.py drops the launch's smem argument */
 #endif
     if (state_bf16)
         gdn_chunk_scan_kernel<DK, uint16_t><<<grid, GC_THREADS, smem, s>>>(
-            plan, N, slot, has_init, Hv, Dv, (uint16_t *)state, slot_stride, o, wk, gcw);
+            y, plan, N, slot, has_init, Hk, Hv, Dv, (uint16_t *)state, slot_stride, o, wk, gcw);
     else
         gdn_chunk_scan_kernel<DK, float><<<grid, GC_THREADS, smem, s>>>(
-            plan, N, slot, has_init, Hv, Dv, (float *)state, slot_stride, o, wk, gcw);
+            y, plan, N, slot, has_init, Hk, Hv, Dv, (float *)state, slot_stride, o, wk, gcw);
     return KU_LAUNCH_RESULT();
 }
 

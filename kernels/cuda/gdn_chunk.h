@@ -21,25 +21,27 @@
  *   Delta = U - W S;  O = diag(Gam) Q S + (mask_{i<=r}(Q K^T) * Gam_r/Gam_i) Delta
  *   S <- Gam_C S + (K * Gam_C/Gam)^T Delta
  * Two kernels: (a) "prep", grid (nchunks, Hv), 128 threads, 48 KB static
- * shared memory: l2norm, cumsum, K K^T, Q K^T, the solve, W and U (WMMA bf16
+ * shared memory: l2norm, cumsum, K K^T, Q K^T, the solve and W (WMMA bf16
  * m16n16k16, fp32 accumulate), written to the workspace as bf16 (per chunk
- * and head: -W (64 x Dk), Gam Q (64 x Dk), (K Gam_C/Gam)^T (Dk x 64), U^T
- * (Dv x 64), P (64 x 64)); (b) "scan", grid (ceil(Dv/64), Hv, N), 128
- * threads, 2 x (200 Dk + 5632) x 2 bytes of dynamic shared memory
- * (97 KB at Dk = 96): walks its sequence's chunks in order, V-first (each
- * warp owns 16 value rows: S^T, Delta^T in registers, mma.sync m16n8k16
- * bf16), the next chunk's operands staged by cp.async meanwhile. The state
- * and Delta are rounded to bf16 as mma operands (as FLA does); the
- * accumulation and the carried state stay fp32.
+ * and head: -W (64 x Dk), Gam Q (64 x Dk), (K Gam_C/Gam)^T (Dk x 64),
+ * Tu = T diag(beta) (64 x 64), P = mask(Q K^T) Gam_r/Gam_i (64 x 64));
+ * (b) "scan", grid (ceil(Dv/64), Hv, N), 128 threads, (800 Dk + 31744) bytes
+ * of dynamic shared memory (106 KB at Dk = 96: 2 CTAs/SM): walks its
+ * sequence's chunks in order, V-first (each warp owns 16 value rows; S^T and
+ * Delta^T stay in registers; mma.sync m16n8k16 bf16), reads V from y itself
+ * (U^T = V^T Tu^T is formed there, so U never goes through memory), the next
+ * chunk's operands staged by cp.async meanwhile. The state, V and Delta are
+ * rounded to bf16 as mma operands (as FLA does); the accumulation and the
+ * carried state stay fp32.
  *
  * Cost at the 7B shapes (Hv = Hk = 30, Dk = 96, Dv = 192), per token, all
- * heads: prep 1.2 MFLOP (QK^T, KK^T lower blocks, W, U over the lower
- * triangle), scan 3.8 MFLOP (W S, Q S, K~^T Delta full, P Delta lower), so
- * ~5.0 MFLOP; HBM bytes: y read 46 KB + workspace written 32.6 KB (prep),
- * workspace read 32.6 KB (once from HBM; the 3 V-slices share it through L2)
- * + o written 23 KB (scan), ~135 KB/token, plus 2 x 2.2 MB (fp32) of state
- * per sequence. 1 x 8192 tokens: ~1.1 GB, ~6.9 GFLOP: ~370 us at 3 TB/s, so
- * this two-kernel split is HBM-bound (y in fp32 alone is 46 KB/token).
+ * heads: prep 0.7 MFLOP (QK^T, KK^T lower blocks, W), scan 4.2 MFLOP (W S,
+ * Q S, K~^T Delta; P Delta and V Tu over the lower triangle): ~4.9 MFLOP.
+ * HBM bytes: prep reads q, k of y (23 KB) and writes the workspace (25 KB);
+ * scan reads the workspace (25 KB once; the 3 V-slices of a head share it
+ * through L2) and v of y (23 KB) and writes o (23 KB): ~119 KB/token, plus
+ * 2 x 2.2 MB (fp32) of state per sequence. 1 x 8192 tokens: ~0.98 GB and
+ * ~40 GFLOP, ~325 us at 3 TB/s: HBM-bound (y and o are fp32).
  *
  * Limits: Dk % 16 == 0 and 16 <= Dk <= 96 (the prep kernel's static shared
  * memory), Dv % 16 == 0, Hv % Hk == 0, N and Hv <= 65535. */
@@ -68,9 +70,9 @@ size_t kern_gdn_chunk_plan_ints(int N, int nchunks);
  * (kern_gdn_chunk_plan_ints ints) to the device for kern_gdn_chunk. */
 int kern_gdn_chunk_plan(const int32_t *qs, int N, int32_t *plan);
 /* Workspace bytes kern_gdn_chunk needs for nchunks chunks (allocate once for
- * kern_gdn_chunk_count_max(T_max, N_max)): nchunks * Hv * (128 * (3 Dk + Dv
- * + 64) + 4) bytes, ~69.6 KB per chunk and head at the 7B shapes (267 MB for
- * 8192 tokens). 0 for unsupported shapes. */
+ * kern_gdn_chunk_count_max(T_max, N_max)): nchunks * Hv * (128 * (3 Dk +
+ * 128) + 4) bytes, ~53 KB per chunk and head at the 7B shapes (204 MB for
+ * 8192 tokens in one sequence). 0 for unsupported shapes. */
 size_t kern_gdn_chunk_work_bytes(int nchunks, int Hv, int Dk, int Dv);
 /* Run the chunked gated delta rule. plan: device copy of kern_gdn_chunk_plan's
  * output for these N sequences, nchunks its return value. slot, has_init:

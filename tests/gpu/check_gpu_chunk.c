@@ -240,7 +240,7 @@ START_TEST(test_chunk_contract)
     ck_assert_int_eq(kern_gdn_chunk_plan(bad, 2, plan), -1);
     ck_assert_uint_eq(kern_gdn_chunk_work_bytes(1, 30, 100, 192), 0);
     ck_assert_uint_eq(kern_gdn_chunk_work_bytes(1, 30, 96, 100), 0);
-    ck_assert_uint_eq(kern_gdn_chunk_work_bytes(2, 30, 96, 192), 2 * 30 * (128 * (288 + 256) + 4));
+    ck_assert_uint_eq(kern_gdn_chunk_work_bytes(2, 30, 96, 192), 2 * 30 * (128 * (288 + 128) + 4));
     void *w = gu_dev(1024);
     ck_assert_int_eq(kern_gdn_chunk(NULL, NULL, NULL, 1, NULL, 1, NULL, NULL, 2, 4, 100, 64,
                                     1.0f, NULL, 0, 0, NULL, w, 1024, 0),

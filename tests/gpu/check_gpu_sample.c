@@ -6,9 +6,13 @@
  * seeds, several jobs sharing one logits row. Tokens must be identical and
  * log-probs within 1e-4. The only allowed token mismatch is a near-tie: the
  * kernel reports how close its closest float decision came to a threshold
- * (margin), and a mismatch counts as a tie only with margin < 1e-5 (float
- * expf differences between the GPU and glibc are ~1e-7 relative); the
- * emulator (glibc expf on both sides) must match exactly.
+ * (margin, relative to the total mass or to the min_p threshold), and a
+ * mismatch counts as a tie only with margin < 2.5e-7, two float ulps: the
+ * GPU's expf differs from glibc's by at most 2 ulps per term, and the
+ * summation order only at double precision. (A flat 100k-vocabulary row has
+ * CDF steps of ~1e-5, so a looser bound would excuse real bugs.) At most
+ * 1 in 500 jobs may be such a tie; the emulator (glibc expf on both sides)
+ * must match exactly.
  *
  * Also the device uniform against samp_rng_uniform, capacity errors, and
  * (check_gpu_sample_sched.c) whole scheduler runs on both backends.
@@ -205,7 +209,7 @@ static void run_batch(struct cu_sampler *smp, int V, int R, int J, int dist, str
                          0);
         st->jobs++;
         if (got[j].token != ref.token) {
-            int tie = !gu_emulated() && marg[j] < 1e-5f;
+            int tie = !gu_emulated() && marg[j] < 2.5e-7f;
             printf("  mismatch V=%d dist=%d job %d: gpu %d cpu %d (margin %.3g)%s\n", V, dist, j,
                    got[j].token, ref.token, marg[j], tie ? " near-tie" : "");
             ck_assert_msg(tie, "token mismatch (V %d dist %d job %d: %d vs %d, margin %g)", V,
@@ -268,7 +272,7 @@ START_TEST(test_sample_grid)
     printf("  vocab %6d: %5d jobs, %5d tokens identical, %d near-ties, %d with logprobs "
            "(max |d| %.2e)\n",
            V, st.jobs, st.tok_checked, st.ties, st.lp_checked, st.max_lp);
-    ck_assert_msg(st.ties * 200 <= st.jobs, "too many near-ties: %d of %d", st.ties, st.jobs);
+    ck_assert_msg(st.ties * 500 <= st.jobs, "too many near-ties: %d of %d", st.ties, st.jobs);
     samp_ctx_destroy(ctx);
     cu_sampler_fini(&smp);
     gu_free_all();

@@ -121,7 +121,7 @@ static const struct eng_backend_ops dev_ops = {
 
 /* --- runs -------------------------------------------------------------------- */
 
-#define NR 12
+#define NR 14
 
 static char g_dir[256];
 
@@ -179,7 +179,25 @@ static void req_params(int i, int V, struct req_store *st, struct sched_params *
     case 8: p->temperature = 1.0f; ps->n = 3; ps->logprobs = 2; break;
     case 9: p->temperature = 0.7f; ps->prompt_logprobs = 2; break;
     case 10: p->repetition_penalty = 1.6f; break; /* greedy with a penalty */
-    default: p->temperature = 1.4f; p->top_k = 40; p->top_p = 0.95f; p->min_p = 0.02f;
+    case 12: /* sampling over a 3-token alphabet: outputs repeat, so n-gram drafts
+              * get accepted several positions deep (counter, history, bans per t) */
+    case 13:
+        p->temperature = 1.0f;
+        for (int j = 0; j < 3; j++) st->bias[i][j] = (struct samp_bias){.token = pr[j], .bias = 100.0f};
+        p->logit_bias = st->bias[i];
+        p->num_logit_bias = pr[0] == pr[1] || pr[1] == pr[2] || pr[0] == pr[2] ? 1 : 3;
+        if (i == 13) {
+            p->repetition_penalty = 1.2f;
+            p->presence_penalty = 0.5f;
+            ps->min_tokens = 6;
+            ps->ignore_eos = false;
+            st->stops[i][0] = pr[1];
+            ps->stop_token_ids = st->stops[i];
+            ps->num_stop_token_ids = 1;
+        }
+        ps->max_tokens = 24;
+        break;
+    case 11: p->temperature = 1.4f; p->top_k = 40; p->top_p = 0.95f; p->min_p = 0.02f;
              p->frequency_penalty = -0.3f; ps->logprobs = 5; break;
     }
 }

@@ -312,8 +312,8 @@ template <> struct gc_io<uint16_t> {
  * one k16 block), so no shared-memory round trip. The B operands (Wn, Q~,
  * K~^T, P of the chunk) are shared by the CTA's warps: staged in shared
  * memory by cp.async one chunk ahead (double buffer, rows padded by 8 bf16 so
- * the 32-bit fragment loads hit 32 banks), Tu single-buffered (reloaded
- * once the Delta products are done); V (fp32, from y) is prefetched into
+ * the 32-bit fragment loads hit 32 banks), Tu single-buffered (the next
+ * one is loaded once every warp is past the Delta products); V (fp32, from y) is prefetched into
  * registers one chunk ahead. Three barriers per chunk. */
 #ifdef DS_CUDA_EMU
 /* tools/cuda-emu: m16n8k16 with the PTX ISA's per-lane fragment layouts
@@ -520,10 +520,9 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
         gc_cp_wait1(); /* all but the newest group: chunk c's stage and Tu landed */
         __syncthreads(); /* ... for every thread */
 
-        uint32_t da[4][4];
+        uint32_t sa[NK][4], da[4][4];
         const int nj = (len + 7) >> 3, nkk = (len + 15) >> 4;
         if (act) {
-            uint32_t sa[NK][4];
 #pragma unroll
             for (int kk = 0; kk < NK; kk++) {
                 sa[kk][0] = gc_pack(s[2 * kk][0], s[2 * kk][1]);
@@ -554,6 +553,12 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
                 da[kk][2] = gc_pack(d[2 * kk + 1][0], d[2 * kk + 1][1]);
                 da[kk][3] = gc_pack(d[2 * kk + 1][2], d[2 * kk + 1][3]);
             }
+        }
+        __syncthreads(); /* everyone is past the Tu products: load the next Tu */
+        if (c + 1 < c1)
+            gc_tu_load<DK>(stg, work + ((size_t)(c + 1) * Hv + h) * per, tid);
+        gc_cp_commit();
+        if (act) {
             /* O^T = S^T Q~^T + Delta^T P^T, stored as o[token][v] */
             float *ob = o + (size_t)tok0 * VD + (size_t)h * Dv + vw + g;
 #pragma unroll
@@ -575,12 +580,6 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
                             ob[(size_t)r * VD + 8 * (e >> 1)] = a[e];
                     }
                 }
-        }
-        __syncthreads(); /* everyone is past the Tu products */
-        if (c + 1 < c1)
-            gc_tu_load<DK>(stg, work + ((size_t)(c + 1) * Hv + h) * per, tid);
-        gc_cp_commit();
-        if (act) {
             /* S^T <- Gam_C S^T + Delta^T K~ */
 #pragma unroll
             for (int j = 0; j < NJ; j++) {

@@ -151,13 +151,19 @@ static __device__ __forceinline__ void load_kv_block(uint16_t *dst, const uint16
 {
     constexpr int CH = D / 8, RSTEP = NT / CH;
     int ch = th % CH;
+    /* block sizes are powers of two in practice: shifts, not divisions, in
+     * this per-row address math (the kernel is issue-bound, not load-bound) */
+    bool pow2 = (bs & (bs - 1)) == 0;
+    int lg = __ffs(bs) - 1;
 #pragma unroll
     for (int r = th / CH; r < PF_BN; r += RSTEP) {
         int p = kb * PF_BN + r;
         bool ok = p <= maxpos;
         const uint16_t *src = c;
-        if (ok)
-            src = c + (((size_t)bt[p / bs] * Hkv + kvh) * bs + p % bs) * D + ch * 8;
+        if (ok) {
+            int blk = pow2 ? p >> lg : p / bs, off = pow2 ? p & (bs - 1) : p % bs;
+            src = c + (((size_t)bt[blk] * Hkv + kvh) * bs + off) * D + ch * 8;
+        }
         cp_async16(dst + sw_off<D>(r, ch), src, ok);
     }
 }
@@ -332,15 +338,13 @@ attn_prefill_kernel(struct kern_attn_args a)
             float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
             for (int j = 0; j < NS; j++) {
+                if (need_mask) {
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    float v = s[mt][j][e] * sl;
-                    if (need_mask) {
+                    for (int e = 0; e < 4; e++) {
                         int key = kb * BN + 8 * j + 2 * tq + (e & 1);
                         if (key > qp[mt][e >> 1])
-                            v = -INFINITY;
+                            s[mt][j][e] = -INFINITY;
                     }
-                    s[mt][j][e] = v;
                 }
                 mx0 = fmaxf(mx0, fmaxf(s[mt][j][0], s[mt][j][1]));
                 mx1 = fmaxf(mx1, fmaxf(s[mt][j][2], s[mt][j][3]));
@@ -349,17 +353,19 @@ attn_prefill_kernel(struct kern_attn_args a)
             mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
             mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
             mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-            float mn0 = fmaxf(m[mt][0], mx0), mn1 = fmaxf(m[mt][1], mx1); /* finite */
+            /* raw scores until here; the scale (> 0) keeps the max, and
+             * s*sl - m is one fma below */
+            float mn0 = fmaxf(m[mt][0], mx0 * sl), mn1 = fmaxf(m[mt][1], mx1 * sl); /* finite */
             float c0 = fast_exp2(m[mt][0] - mn0), c1 = fast_exp2(m[mt][1] - mn1);
             m[mt][0] = mn0;
             m[mt][1] = mn1;
             float ps0 = 0.0f, ps1 = 0.0f;
 #pragma unroll
             for (int j = 0; j < NS; j++) {
-                s[mt][j][0] = fast_exp2(s[mt][j][0] - mn0);
-                s[mt][j][1] = fast_exp2(s[mt][j][1] - mn0);
-                s[mt][j][2] = fast_exp2(s[mt][j][2] - mn1);
-                s[mt][j][3] = fast_exp2(s[mt][j][3] - mn1);
+                s[mt][j][0] = fast_exp2(fmaf(s[mt][j][0], sl, -mn0));
+                s[mt][j][1] = fast_exp2(fmaf(s[mt][j][1], sl, -mn0));
+                s[mt][j][2] = fast_exp2(fmaf(s[mt][j][2], sl, -mn1));
+                s[mt][j][3] = fast_exp2(fmaf(s[mt][j][3], sl, -mn1));
                 ps0 += s[mt][j][0] + s[mt][j][1];
                 ps1 += s[mt][j][2] + s[mt][j][3];
             }

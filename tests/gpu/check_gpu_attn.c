@@ -235,6 +235,7 @@ START_TEST(test_attention_prefill_varlen)
     int c3[3] = {70, 0, 9}, n3[3] = {130, 16, 1};
     attn_run(8, 4, 64, 32, c3, n3, 3, 16, 1302, 1, 1, 1e-2, 1); /* bs 32; split ignored */
     attn_run(6, 3, 128, 8, c3, n3, 3, 1, 1303, 1, 1, 1e-2, 1); /* bs 8 */
+    attn_run(4, 2, 64, 12, c3, n3, 3, 1, 1304, 1, 1, 1e-2, 0); /* bs 12: not a power of 2 */
 }
 END_TEST
 

@@ -83,6 +83,9 @@ static inline void emu_mma_16816(float c[4], const uint32_t a[4], uint32_t b0, u
     __syncwarp();
 }
 
+/* the integer intrinsic the same kernel uses (1-based lowest set bit) */
+static inline int __ffs(int x) { return __builtin_ffs(x); }
+
 static inline void emu_cp_async16(void *dst, const void *src, int valid)
 {
     if (valid)

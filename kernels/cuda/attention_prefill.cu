@@ -371,12 +371,16 @@ attn_prefill_kernel(struct kern_attn_args a)
             }
             l[mt][0] = l[mt][0] * c0 + ps0;
             l[mt][1] = l[mt][1] * c1 + ps1;
+            /* once a row's max settles (most blocks of a long row) c is
+             * exactly 1: the warp skips the rescale when all its lanes do */
+            if (c0 != 1.0f || c1 != 1.0f) {
 #pragma unroll
-            for (int j = 0; j < KD * 2; j++) {
-                o[mt][j][0] *= c0;
-                o[mt][j][1] *= c0;
-                o[mt][j][2] *= c1;
-                o[mt][j][3] *= c1;
+                for (int j = 0; j < KD * 2; j++) {
+                    o[mt][j][0] *= c0;
+                    o[mt][j][1] *= c0;
+                    o[mt][j][2] *= c1;
+                    o[mt][j][3] *= c1;
+                }
             }
         }
 

@@ -180,11 +180,11 @@ struct bench_ctx {
 
 static double run_step(struct bench_ctx *b, int N, const int *cache, const int *nnew, int ndec)
 {
-    int T = 0;
+    size_t T = 0, n = N > 0 ? (size_t)N : 1;
     for (int i = 0; i < N; i++)
-        T += nnew[i];
-    int32_t *tok = malloc(T * 4), *pos = malloc(T * 4), *qs = malloc((N + 1) * 4),
-            *cl = malloc(N * 4), *sl = malloc(N * 4), *rows = malloc(N * 4);
+        T += (size_t)nnew[i];
+    int32_t *tok = malloc(T * 4 + 4), *pos = malloc(T * 4 + 4), *qs = malloc((n + 1) * 4),
+            *cl = malloc(n * 4), *sl = malloc(n * 4), *rows = malloc(n * 4);
     int t = 0;
     for (int i = 0; i < N; i++) {
         qs[i] = t;

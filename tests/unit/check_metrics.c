@@ -673,7 +673,7 @@ START_TEST(test_spec_decode_metrics)
         if (!strcmp(P.s[i].name, "deltaserve:spec_decode_num_accepted_tokens_per_pos_total")) npos++;
     ck_assert_int_eq(npos, K);
     for (int i = 0; i < K; i++) {
-        char pos[8];
+        char pos[16];
         snprintf(pos, sizeof pos, "%d", i);
         double v = pval(&P, "deltaserve:spec_decode_num_accepted_tokens_per_pos_total", "position", pos);
         ck_assert(!isnan(v));

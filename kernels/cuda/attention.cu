@@ -1,6 +1,11 @@
-/* kernels/cuda/attention.cu: paged causal attention with online softmax.
+/* kernels/cuda/attention.cu: paged causal attention with online softmax on
+ * CUDA cores (decode rows and short chunks), the dispatch entry
+ * kern_attention and its tile plan. Prefill tiles (chunks of at least
+ * KERN_ATTN_PF_MIN tokens) go to the tensor-core kernel in
+ * attention_prefill.cu; for head dims it does not run they come here, cut
+ * into pieces of QT by grid z.
  *
- * Grid (ntiles*Hq, nsplit), 4 warps per block. A block takes one query tile
+ * Grid (ntiles*Hq, nsplit, pieces), 4 warps per block. A block takes one query tile
  * (up to QT = 8 consecutive tokens of one sequence) and one head; the keys
  * (positions 0..last query's position) are cut into tiles of 32; key tile i
  * goes to split i % nsplit and, inside it, to warp (i / nsplit) % 4. In a key

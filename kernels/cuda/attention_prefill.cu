@@ -229,13 +229,15 @@ attn_prefill_kernel(struct kern_attn_args a)
             int r = 16 * (w + NW * mt) + g + 8 * hf;
             qp[mt][hf] = r < cnt ? a.positions[t0 + r] : maxpos;
         }
-    /* the last key each of the warp's row tiles sees (warp-uniform): key
-     * blocks past it are skipped for that tile (their scores would all be
-     * masked: the tail of the diagonal in the lower row tiles) */
+    /* the last key each of the warp's row tiles sees (warp-uniform; -1 for
+     * a tile of padding rows only): key blocks past it are skipped for that
+     * tile (their scores would all be masked: the tail of the diagonal in
+     * the upper row tiles), which leaves its rows finite garbage, unstored */
     int qlast[MT];
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
-        int v = max(qp[mt][0], qp[mt][1]);
+        int r = 16 * (w + NW * mt) + g;
+        int v = max(r < cnt ? qp[mt][0] : -1, r + 8 < cnt ? qp[mt][1] : -1);
 #pragma unroll
         for (int sh = 1; sh < 32; sh <<= 1)
             v = max(v, __shfl_xor_sync(0xffffffffu, v, sh));

@@ -94,8 +94,14 @@ static void pair_open(struct pair *p, const char *json, uint32_t seed, int ssm_b
     p->gpu = eng_create(&p->cfg, &p->w, &eng_backend_cuda, &mem, err, sizeof err);
     ck_assert_msg(p->gpu != NULL, "%s", err);
     p->V = p->cfg.vocab_size;
+    /* Row errors: the recurrent GDN path alone stays under 0.016 here; steps
+     * with >= 64 prefill tokens take the chunked WY kernel, whose tensor-core
+     * products round the state, W, Q, K and Delta to bf16 (as FLA's kernels
+     * do; kernel-level error ~4e-3, tests/gpu/check_gpu_chunk.c), which
+     * roughly doubles the model-level row error (0.032 seen). tf32 or split
+     * bf16 products would win that back at ~2x the scan's tensor work. */
     p->lp_tol = ssm_bf16 ? 0.15 : 0.06;
-    p->rel_tol = ssm_bf16 ? 0.06 : 0.03;
+    p->rel_tol = ssm_bf16 ? 0.06 : 0.045;
 }
 
 static void pair_close(struct pair *p, const char *name)

@@ -487,7 +487,8 @@ static void *engine_main(void *arg)
             local = nl;
             local_cap = nin;
         }
-        memcpy(local, s->inbox, sizeof(*local) * (size_t)nin);
+        if (nin > 0) /* local is NULL until the first request arrives */
+            memcpy(local, s->inbox, sizeof(*local) * (size_t)nin);
         s->inbox_n = 0;
         bool stop = s->stopping;
         pthread_mutex_unlock(&s->mu);

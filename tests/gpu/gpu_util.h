@@ -59,11 +59,9 @@ double gu_rel_err_rows(const float *a, int la, const float *ref, int lr, int row
 Suite *gpu_kernels_suite(void);
 Suite *gpu_attn_suite(void);
 Suite *gpu_model_suite(void);
+Suite *gpu_chunk_suite(void);
 Suite *gpu_spec_suite(void);
-Suite *gpu_chunk_suite(void);
-Suite *gpu_chunk_suite(void);
 Suite *gpu_sample_suite(void);
 TCase *gpu_sample_sched_tcase(void); /* check_gpu_sample_sched.c, in gpu_sample */
-Suite *gpu_spec_suite(void);
 
 #endif

@@ -19,6 +19,7 @@
  * Threads: main thread only.
  */
 #include "server/bench.h"
+#include "server/bench_common.h"
 #include "server/bench_spec.h"
 
 #include <errno.h>
@@ -46,25 +47,6 @@ int bench_main(int argc, char **argv)
 
 static FILE *g_json;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static void emit(const char *what, const char *shape, double value, const char *unit,
                  const char *note)
 {
@@ -73,41 +55,6 @@ static void emit(const char *what, const char *shape, double value, const char *
         fprintf(g_json, "{\"what\":\"%s\",\"shape\":\"%s\",\"value\":%.6g,\"unit\":\"%s\"}\n",
                 what, shape, value, unit);
     fflush(stdout);
-}
-
-static void cfg_7b(struct cfg_model *c, int layers)
-{
-    memset(c, 0, sizeof *c);
-    strcpy(c->model_type, "olmo_hybrid");
-    c->vocab_size = 100352;
-    c->hidden_size = 3840;
-    c->intermediate_size = 11008;
-    c->num_hidden_layers = layers;
-    c->num_attention_heads = 30;
-    c->num_key_value_heads = 30;
-    c->head_dim = 128;
-    c->linear_num_key_heads = 30;
-    c->linear_num_value_heads = 30;
-    c->linear_key_head_dim = 96;
-    c->linear_value_head_dim = 192;
-    c->linear_conv_kernel_dim = 4;
-    c->allow_neg_eigval = true;
-    c->rms_norm_eps = 1e-6;
-    c->max_position_embeddings = 65536;
-    c->rope.mode = CFG_ROPE_DEFAULT;
-    c->rope.theta = 500000;
-    c->rope.factor = 1;
-    for (int l = 0; l < layers; l++) {
-        c->layer_types[l] = l % 4 == 3 ? CFG_LAYER_FULL : CFG_LAYER_LINEAR;
-        if (c->layer_types[l] == CFG_LAYER_FULL)
-            c->num_attn_layers++;
-        else
-            c->num_gdn_layers++;
-    }
-    c->eos_ids[0] = 100257;
-    c->num_eos = 1;
-    c->bos_token_id = -1;
-    c->pad_token_id = 100277;
 }
 
 /* ---- ceilings ---- */
@@ -134,7 +81,7 @@ static int ceilings(struct cu_impl *m)
         if (i >= 2)
             t[i - 2] = ms;
     }
-    double ms = median(t, 10);
+    double ms = bench_median(t, 10);
     emit("ceiling: D2D copy (read+write)", "2 GiB", 2.0 * bytes / (ms * 1e-3) / 1e12, "TB/s",
          NULL);
     cudaFree(a);
@@ -158,7 +105,7 @@ static int ceilings(struct cu_impl *m)
         if (i >= 2)
             t[i - 2] = f;
     }
-    ms = median(t, 10);
+    ms = bench_median(t, 10);
     emit("ceiling: bf16 GEMM (cuBLASLt)", "8192^3", 2.0 * n * n * (double)n / (ms * 1e-3) / 1e12,
          "TFLOP/s", NULL);
     cudaFree(A);
@@ -201,9 +148,9 @@ static double run_step(struct bench_ctx *b, int N, const int *cache, const int *
                            .positions = pos, .query_start = qs, .cache_len = cl,
                            .state_slot = sl, .block_table = b->bt, .max_blocks = b->mb,
                            .logits_rows = rows, .num_logits = N};
-    double t0 = now_s();
+    double t0 = bench_now_s();
     int rc = eng_forward(b->e, &bt, b->logits);
-    double dt = now_s() - t0;
+    double dt = bench_now_s() - t0;
     free(tok), free(pos), free(qs), free(cl), free(sl), free(rows);
     return rc ? -1.0 : dt;
 }
@@ -227,7 +174,7 @@ static int bench_decode(struct bench_ctx *b, int B, int ctx, int iters)
         for (int i = 0; i < B; i++)
             cache[i]++;
     }
-    double med = median(t, iters);
+    double med = bench_median(t, iters);
     char shape[64], note[64];
     snprintf(shape, sizeof shape, "B=%d ctx=%d", B, ctx);
     snprintf(note, sizeof note, "(step %.3f ms)", med * 1e3);
@@ -247,7 +194,7 @@ static int bench_prefill(struct bench_ctx *b, int N, int L, int reps)
     for (int k = 0; k < reps; k++)
         if ((t[k] = run_step(b, N, cache, n, 0)) < 0)
             return -EIO;
-    double med = median(t, reps);
+    double med = bench_median(t, reps);
     char shape[64], note[64];
     snprintf(shape, sizeof shape, "%dx%d", N, L);
     snprintf(note, sizeof note, "(step %.2f ms)", med * 1e3);
@@ -584,7 +531,7 @@ int bench_main(int argc, char **argv)
         return 2;
     }
     struct cfg_model c;
-    cfg_7b(&c, layers);
+    bench_cfg_7b(&c, layers);
     int maxB = 0;
     for (int i = 0; i < nb; i++)
         maxB = batches[i] > maxB ? batches[i] : maxB;
@@ -625,14 +572,14 @@ int bench_main(int argc, char **argv)
     printf("  KV blocks %zu x %d tokens (%.1f GiB), %d state slots (%.1f GiB)\n", nblocks, bs,
            (double)nblocks * eng_cuda_kv_block_bytes(&c, bs) / (1 << 30), nslots,
            (double)nslots * eng_cuda_slot_bytes(&c, bf16) / (1 << 30));
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (e.ops->init(&e)) {
         fprintf(stderr, "bench: backend init failed\n");
         return 1;
     }
     struct cu_impl *m = e.impl;
     printf("  init (random weights %.2f GiB) %.1f s\n", (double)m->weight_bytes / (1 << 30),
-           now_s() - t0);
+           bench_now_s() - t0);
     int rc = 0;
     if (eng_cuda_randomize_state(&e, 77)) {
         rc = 1;

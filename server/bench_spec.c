@@ -6,6 +6,7 @@
  * Threads: main thread only.
  */
 #include "server/bench_spec.h"
+#include "server/bench_common.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -321,53 +322,6 @@ struct gpu_times {
 };
 
 #ifdef DS_HAVE_CUDA
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* OLMo-Hybrid-7B shapes (as server/bench.c). */
-static void cfg_7b(struct cfg_model *c, int layers)
-{
-    memset(c, 0, sizeof *c);
-    strcpy(c->model_type, "olmo_hybrid");
-    c->vocab_size = 100352;
-    c->hidden_size = 3840;
-    c->intermediate_size = 11008;
-    c->num_hidden_layers = layers;
-    c->num_attention_heads = 30;
-    c->num_key_value_heads = 30;
-    c->head_dim = 128;
-    c->linear_num_key_heads = 30;
-    c->linear_num_value_heads = 30;
-    c->linear_key_head_dim = 96;
-    c->linear_value_head_dim = 192;
-    c->linear_conv_kernel_dim = 4;
-    c->allow_neg_eigval = true;
-    c->rms_norm_eps = 1e-6;
-    c->max_position_embeddings = 65536;
-    c->rope.mode = CFG_ROPE_DEFAULT;
-    c->rope.theta = 500000;
-    c->rope.factor = 1;
-    for (int l = 0; l < layers; l++) {
-        c->layer_types[l] = l % 4 == 3 ? CFG_LAYER_FULL : CFG_LAYER_LINEAR;
-        if (c->layer_types[l] == CFG_LAYER_FULL) c->num_attn_layers++;
-        else c->num_gdn_layers++;
-    }
-    c->eos_ids[0] = 100257;
-    c->num_eos = 1;
-    c->bos_token_id = -1;
-    c->pad_token_id = 100277;
-}
-
 /* One step of B rows of n tokens each at cache length ctx (n == 1: plain
  * decodes; n > 1: verify rows with spec slots and logits everywhere).
  * Returns the wall time (metadata upload, forward, logits copy-back, sync)
@@ -401,9 +355,9 @@ static double gpu_step(struct engine *e, int B, int n, int ctx, int mb, const in
                           .query_start = qs, .cache_len = cl, .state_slot = sl, .block_table = bt,
                           .max_blocks = mb, .logits_rows = lrows, .num_logits = L,
                           .max_spec = n - 1, .spec_slots = n == 1 ? NULL : spec};
-    double t0 = now_s();
+    double t0 = bench_now_s();
     int rc = eng_forward(e, &b, logits);
-    double dt = now_s() - t0;
+    double dt = bench_now_s() - t0;
     return rc < 0 ? (double)rc : dt;
 }
 
@@ -425,9 +379,8 @@ static double gpu_median(struct engine *e, int B, int n, int ctx, int mb, const 
             return -1;
         }
     }
-    qsort(t, (size_t)iters, sizeof *t, cmp_d);
     *rc = 0;
-    return iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
+    return bench_median(t, iters);
 }
 
 static int gpu_part(struct gpu_times *g, int layers, int iters)
@@ -438,7 +391,7 @@ static int gpu_part(struct gpu_times *g, int layers, int iters)
         return 0;
     }
     struct cfg_model c;
-    cfg_7b(&c, layers);
+    bench_cfg_7b(&c, layers);
     int maxB = 1;
     for (int i = 0; i < g->nb; i++) maxB = g->batch[i] > maxB ? g->batch[i] : maxB;
     int bs = 16, mb = (g->ctx + 1 + g->max_k + bs - 1) / bs + 1;

@@ -46,39 +46,11 @@ struct sq {
     int slot, cache;
 };
 
-static const char *CFG_TINY =
-    "{\"model_type\":\"olmo_hybrid\",\"vocab_size\":300,\"hidden_size\":64,"
-    "\"intermediate_size\":160,\"num_hidden_layers\":8,\"num_attention_heads\":4,"
-    "\"num_key_value_heads\":2,\"head_dim\":16,\"linear_num_key_heads\":2,"
-    "\"linear_num_value_heads\":4,\"linear_key_head_dim\":16,\"linear_value_head_dim\":32,"
-    "\"linear_conv_kernel_dim\":4,\"allow_neg_eigval\":true,\"rms_norm_eps\":1e-6,"
-    "\"max_position_embeddings\":4096,\"tie_word_embeddings\":false,\"rope_theta\":10000,"
-    "\"eos_token_id\":1,\"pad_token_id\":0}";
-
-static const char *CFG_WIDE = /* 7B GDN head dims (96/192), 7B attention head_dim 128 */
-    "{\"model_type\":\"olmo_hybrid\",\"vocab_size\":512,\"hidden_size\":384,"
-    "\"intermediate_size\":512,\"num_hidden_layers\":4,\"num_attention_heads\":3,"
-    "\"num_key_value_heads\":3,\"head_dim\":128,\"linear_num_key_heads\":2,"
-    "\"linear_num_value_heads\":2,\"linear_key_head_dim\":96,\"linear_value_head_dim\":192,"
-    "\"linear_conv_kernel_dim\":4,\"allow_neg_eigval\":true,\"rms_norm_eps\":1e-6,"
-    "\"max_position_embeddings\":4096,\"tie_word_embeddings\":true,"
-    "\"rope_parameters\":{\"rope_theta\":null,\"rope_type\":\"default\"},"
-    "\"eos_token_id\":1,\"pad_token_id\":0}";
-
 static void pair_open(struct pair *p, const char *json, uint32_t seed, int ssm_bf16)
 {
     memset(p, 0, sizeof *p);
     char err[256];
-    ck_assert_msg(cfg_parse_json(&p->cfg, json, strlen(json), err, sizeof err) == 0, "%s", err);
-    ck_assert(stw_tmpdir(p->dir, sizeof p->dir) != NULL);
-    struct stw *w = stw_create();
-    unsigned flags = p->cfg.tie_word_embeddings ? STW_NO_LM_HEAD : 0;
-    ck_assert_int_eq(stw_add_model(w, &p->cfg, ST_BF16, flags, seed), 0);
-    char path[300];
-    snprintf(path, sizeof path, "%s/model.safetensors", p->dir);
-    ck_assert_int_eq(stw_write(w, path, NULL), 0);
-    stw_destroy(w);
-    ck_assert_msg(eng_weights_load(&p->w, &p->cfg, p->dir, err, sizeof err) == 0, "%s", err);
+    gu_random_model(json, seed, &p->cfg, &p->w, p->dir, sizeof p->dir);
     struct eng_memory mem = {.num_kv_blocks = NSEQ * MAXB, .block_size = 16,
                              .num_state_slots = NSEQ};
     p->cpu = eng_create(&p->cfg, &p->w, &eng_backend_cpu, &mem, err, sizeof err);
@@ -236,7 +208,7 @@ START_TEST(test_model_prefill_decode)
 {
     struct pair p;
     gu_seed(2000);
-    pair_open(&p, CFG_TINY, 11, 0);
+    pair_open(&p, GU_CFG_TINY, 11, 0);
     run_single(&p, 300, 300, 12);  /* one shot, every row (echo), then decode */
     run_single(&p, 300, 64, 4);    /* chunked prefill (fresh sequence, same slot) */
     pair_close(&p, "tiny: prefill + decode + chunked");
@@ -247,7 +219,7 @@ START_TEST(test_model_long)
 {
     struct pair p;
     gu_seed(2001);
-    pair_open(&p, CFG_TINY, 12, 0);
+    pair_open(&p, GU_CFG_TINY, 12, 0);
     run_single(&p, 2000, 512, 24); /* long context: state error must not compound */
     pair_close(&p, "tiny: 2000-token chunked + 24 decode");
 }
@@ -314,7 +286,7 @@ START_TEST(test_model_mixed)
 {
     struct pair p;
     gu_seed(2002);
-    pair_open(&p, CFG_TINY, 13, 0);
+    pair_open(&p, GU_CFG_TINY, 13, 0);
     run_mixed(&p);
     pair_close(&p, "tiny: mixed batches, graphs, fork");
 }
@@ -324,7 +296,7 @@ START_TEST(test_model_wide)
 {
     struct pair p;
     gu_seed(2003);
-    pair_open(&p, CFG_WIDE, 14, 0);
+    pair_open(&p, GU_CFG_WIDE, 14, 0);
     run_single(&p, 400, 128, 6);
     run_mixed(&p);
     pair_close(&p, "7B head dims, NoPE, tied: chunked + mixed");
@@ -335,7 +307,7 @@ START_TEST(test_model_bf16_state)
 {
     struct pair p;
     gu_seed(2004);
-    pair_open(&p, CFG_TINY, 15, 1);
+    pair_open(&p, GU_CFG_TINY, 15, 1);
     run_single(&p, 500, 128, 8);
     pair_close(&p, "tiny: bf16 SSM state");
 }

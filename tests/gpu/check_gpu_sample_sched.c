@@ -209,16 +209,7 @@ START_TEST(test_sample_sched_identity)
     char err[256], dir[256];
     struct cfg_model cfg;
     struct eng_weights w;
-    ck_assert_msg(cfg_parse_json(&cfg, CFG_SMALL, strlen(CFG_SMALL), err, sizeof err) == 0, "%s",
-                  err);
-    ck_assert(stw_tmpdir(dir, sizeof dir) != NULL);
-    struct stw *sw = stw_create();
-    ck_assert_int_eq(stw_add_model(sw, &cfg, ST_BF16, 0, 77), 0);
-    char path[300];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    ck_assert_int_eq(stw_write(sw, path, NULL), 0);
-    stw_destroy(sw);
-    ck_assert_msg(eng_weights_load(&w, &cfg, dir, err, sizeof err) == 0, "%s", err);
+    gu_random_model(CFG_SMALL, 77, &cfg, &w, dir, sizeof dir);
     /* 8 sequences with 1+3 spec slots each, n=3 children included */
     struct eng_memory mem = {.num_kv_blocks = 8 * 12 + 16, .block_size = 16,
                              .num_state_slots = 8 * 5 + 8};

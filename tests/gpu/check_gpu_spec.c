@@ -40,25 +40,6 @@
 #define S1 (KMAX + 1)
 #define NSLOTS (NSEQ + NVER * S1)
 
-static const char *CFG_TINY =
-    "{\"model_type\":\"olmo_hybrid\",\"vocab_size\":300,\"hidden_size\":64,"
-    "\"intermediate_size\":160,\"num_hidden_layers\":8,\"num_attention_heads\":4,"
-    "\"num_key_value_heads\":2,\"head_dim\":16,\"linear_num_key_heads\":2,"
-    "\"linear_num_value_heads\":4,\"linear_key_head_dim\":16,\"linear_value_head_dim\":32,"
-    "\"linear_conv_kernel_dim\":4,\"allow_neg_eigval\":true,\"rms_norm_eps\":1e-6,"
-    "\"max_position_embeddings\":4096,\"tie_word_embeddings\":false,\"rope_theta\":10000,"
-    "\"eos_token_id\":1,\"pad_token_id\":0}";
-
-static const char *CFG_WIDE = /* 7B GDN head dims (96/192), 7B attention head_dim 128 */
-    "{\"model_type\":\"olmo_hybrid\",\"vocab_size\":512,\"hidden_size\":384,"
-    "\"intermediate_size\":512,\"num_hidden_layers\":4,\"num_attention_heads\":3,"
-    "\"num_key_value_heads\":3,\"head_dim\":128,\"linear_num_key_heads\":2,"
-    "\"linear_num_value_heads\":2,\"linear_key_head_dim\":96,\"linear_value_head_dim\":192,"
-    "\"linear_conv_kernel_dim\":4,\"allow_neg_eigval\":true,\"rms_norm_eps\":1e-6,"
-    "\"max_position_embeddings\":4096,\"tie_word_embeddings\":true,"
-    "\"rope_parameters\":{\"rope_theta\":null,\"rope_type\":\"default\"},"
-    "\"eos_token_id\":1,\"pad_token_id\":0}";
-
 struct pair {
     struct cfg_model cfg;
     struct eng_weights w;
@@ -77,16 +58,7 @@ static void pair_open(struct pair *p, const char *json, uint32_t seed, int ssm_b
 {
     memset(p, 0, sizeof *p);
     char err[256];
-    ck_assert_msg(cfg_parse_json(&p->cfg, json, strlen(json), err, sizeof err) == 0, "%s", err);
-    ck_assert(stw_tmpdir(p->dir, sizeof p->dir) != NULL);
-    struct stw *w = stw_create();
-    unsigned flags = p->cfg.tie_word_embeddings ? STW_NO_LM_HEAD : 0;
-    ck_assert_int_eq(stw_add_model(w, &p->cfg, ST_BF16, flags, seed), 0);
-    char path[300];
-    snprintf(path, sizeof path, "%s/model.safetensors", p->dir);
-    ck_assert_int_eq(stw_write(w, path, NULL), 0);
-    stw_destroy(w);
-    ck_assert_msg(eng_weights_load(&p->w, &p->cfg, p->dir, err, sizeof err) == 0, "%s", err);
+    gu_random_model(json, seed, &p->cfg, &p->w, p->dir, sizeof p->dir);
     struct eng_memory mem = {.num_kv_blocks = nblocks, .block_size = 16,
                              .num_state_slots = nslots};
     p->cpu = eng_create(&p->cfg, &p->w, &eng_backend_cpu, &mem, err, sizeof err);
@@ -390,7 +362,7 @@ START_TEST(test_spec_verify_tiny)
 {
     struct pair p;
     gu_seed(3100);
-    pair_open(&p, CFG_TINY, 31, 0, NSLOTS, NSEQ * MAXB, 512);
+    pair_open(&p, GU_CFG_TINY, 31, 0, NSLOTS, NSEQ * MAXB, 512);
     run_spec_mixed(&p, gu_emulated() ? 3 : 12);
     pair_close(&p, "tiny: decode + verify + prefill");
 }
@@ -400,7 +372,7 @@ START_TEST(test_spec_verify_wide)
 {
     struct pair p;
     gu_seed(3101);
-    pair_open(&p, CFG_WIDE, 32, 0, NSLOTS, NSEQ * MAXB, 512);
+    pair_open(&p, GU_CFG_WIDE, 32, 0, NSLOTS, NSEQ * MAXB, 512);
     run_spec_mixed(&p, gu_emulated() ? 1 : 8);
     pair_close(&p, "7B GDN head dims: verify");
 }
@@ -410,7 +382,7 @@ START_TEST(test_spec_verify_bf16_state)
 {
     struct pair p;
     gu_seed(3102);
-    pair_open(&p, CFG_TINY, 33, 1, NSLOTS, NSEQ * MAXB, 512);
+    pair_open(&p, GU_CFG_TINY, 33, 1, NSLOTS, NSEQ * MAXB, 512);
     run_spec_mixed(&p, gu_emulated() ? 2 : 10);
     pair_close(&p, "tiny, bf16 SSM state: verify");
 }
@@ -557,7 +529,7 @@ START_TEST(test_spec_sched_greedy_identity)
     gu_seed(3103);
     int nr = gu_emulated() ? 6 : NR_MAX, mt = gu_emulated() ? 12 : MT_MAX;
     /* 16 sequences + 1+4 spec slots each, generous KV */
-    pair_open(&p, CFG_TINY, 34, 0, 16 * 6, 16 * 17, 512);
+    pair_open(&p, GU_CFG_TINY, 34, 0, 16 * 6, 16 * 17, 512);
     static struct gen_out base[NR_MAX], spec[NR_MAX];
     struct sched_stats sb, ss;
     sched_run(p.gpu, 0, nr, mt, base, &sb);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/unit/util_st_writer.h"
+
 static void **g_ptrs;
 static int g_n, g_cap;
 
@@ -134,4 +136,39 @@ double gu_rel_err_bf16(const uint16_t *a, const float *ref, size_t n, int *nan)
         den += y * y;
     }
     return sqrt(num) / fmax(sqrt(den), 1e-30);
+}
+
+const char *const GU_CFG_TINY =
+    "{\"model_type\":\"olmo_hybrid\",\"vocab_size\":300,\"hidden_size\":64,"
+    "\"intermediate_size\":160,\"num_hidden_layers\":8,\"num_attention_heads\":4,"
+    "\"num_key_value_heads\":2,\"head_dim\":16,\"linear_num_key_heads\":2,"
+    "\"linear_num_value_heads\":4,\"linear_key_head_dim\":16,\"linear_value_head_dim\":32,"
+    "\"linear_conv_kernel_dim\":4,\"allow_neg_eigval\":true,\"rms_norm_eps\":1e-6,"
+    "\"max_position_embeddings\":4096,\"tie_word_embeddings\":false,\"rope_theta\":10000,"
+    "\"eos_token_id\":1,\"pad_token_id\":0}";
+
+const char *const GU_CFG_WIDE =
+    "{\"model_type\":\"olmo_hybrid\",\"vocab_size\":512,\"hidden_size\":384,"
+    "\"intermediate_size\":512,\"num_hidden_layers\":4,\"num_attention_heads\":3,"
+    "\"num_key_value_heads\":3,\"head_dim\":128,\"linear_num_key_heads\":2,"
+    "\"linear_num_value_heads\":2,\"linear_key_head_dim\":96,\"linear_value_head_dim\":192,"
+    "\"linear_conv_kernel_dim\":4,\"allow_neg_eigval\":true,\"rms_norm_eps\":1e-6,"
+    "\"max_position_embeddings\":4096,\"tie_word_embeddings\":true,"
+    "\"rope_parameters\":{\"rope_theta\":null,\"rope_type\":\"default\"},"
+    "\"eos_token_id\":1,\"pad_token_id\":0}";
+
+void gu_random_model(const char *json, uint32_t seed, struct cfg_model *cfg,
+                     struct eng_weights *w, char *dir, size_t cap)
+{
+    char err[256], path[4096];
+    ck_assert_msg(cfg_parse_json(cfg, json, strlen(json), err, sizeof err) == 0, "%s", err);
+    ck_assert(stw_tmpdir(dir, cap) != NULL);
+    struct stw *sw = stw_create();
+    ck_assert(sw != NULL);
+    unsigned flags = cfg->tie_word_embeddings ? STW_NO_LM_HEAD : 0;
+    ck_assert_int_eq(stw_add_model(sw, cfg, ST_BF16, flags, seed), 0);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    ck_assert_int_eq(stw_write(sw, path, NULL), 0);
+    stw_destroy(sw);
+    ck_assert_msg(eng_weights_load(w, cfg, dir, err, sizeof err) == 0, "%s", err);
 }

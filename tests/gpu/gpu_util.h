@@ -13,6 +13,9 @@
 #include <check.h>
 #include <cuda_runtime_api.h>
 
+#include "engine/config.h"
+#include "engine/weights.h"
+
 /* cudaMalloc'd, filled with 0xFF bytes (NaN as fp32 and bf16) so an element
  * a kernel never writes shows as NaN; freed by gu_free_all. */
 void *gu_dev(size_t bytes);
@@ -55,6 +58,18 @@ double gu_rel_err_rows(const float *a, int la, const float *ref, int lr, int row
         ck_assert_msg(!gu_n_ && gu_e_ <= (tol), "%s: rel err %.3e > %.1e or NaN (%d)", name, \
                       gu_e_, (double)(tol), gu_n_);                                         \
     } while (0)
+
+/* Random test checkpoints for the whole-model suites (gpu_model, gpu_spec):
+ * an 8-layer tiny model with GQA and Hv = 2*Hk, and one with the 7B head dims
+ * (GDN 96/192, attention head_dim 128), NoPE and tied embeddings. */
+extern const char *const GU_CFG_TINY;
+extern const char *const GU_CFG_WIDE;
+/* Parses json into *cfg, writes a random bf16 checkpoint from seed (no
+ * lm_head when the embeddings are tied) into a fresh temp dir (dir, cap bytes;
+ * remove it with stw_rmtree) and loads it into *w through the real loader.
+ * Fails the test on any error. */
+void gu_random_model(const char *json, uint32_t seed, struct cfg_model *cfg,
+                     struct eng_weights *w, char *dir, size_t cap);
 
 Suite *gpu_kernels_suite(void);
 Suite *gpu_attn_suite(void);

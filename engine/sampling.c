@@ -7,6 +7,7 @@
  * a shrinking threshold, see top_p_mask), so a 100k vocabulary stays cheap.
  */
 #include "engine/sampling.h"
+#include "engine/philox.h"
 
 #include <errno.h>
 #include <math.h>
@@ -95,20 +96,9 @@ void samp_ctx_destroy(struct samp_ctx *c)
 
 /* --- counter-based RNG ----------------------------------------------------- */
 
-static uint64_t mix64(uint64_t z)
-{
-    /* splitmix64 finalizer: a bijection with full avalanche */
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 double samp_rng_uniform(uint64_t seed, uint64_t stream, uint64_t counter)
 {
-    uint64_t x = mix64(seed + 0x9E3779B97F4A7C15ull);
-    x = mix64(x ^ (stream * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull));
-    x = mix64(x ^ (counter * 0x9E3779B97F4A7C15ull + 0xA0761D6478BD642Full));
-    return (double)(x >> 11) * (1.0 / 9007199254740992.0);
+    return philox_uniform(seed, stream, counter);
 }
 
 /* --- helpers ---------------------------------------------------------------- */

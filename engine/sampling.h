@@ -18,16 +18,15 @@
  * otherwise / temperature -> top_k -> top_p -> min_p -> draw.
  *
  * Determinism: the draw uses one uniform from a counter-based generator keyed
- * by (seed, choice, token index) (splitmix64 finalizer), never a shared
- * stream, so a seeded request gives the same tokens whatever else is in the
+ * by (seed, choice, token index) (Philox4x32-10, engine/philox.h), never a
+ * shared stream, so a seeded request gives the same tokens whatever else is in the
  * batch and after preemption (the key depends only on the request).
  *
  * Device sampling (kernels/cuda/sample.cu behind the CUDA backend's
  * ops->sample, engine/engine.h) follows this order step by step, the same
  * float operations without FMA contraction, top_p's two paths as written
- * here, and the same uniform (this splitmix key, computed bit for bit on the
- * device; the issue said Philox, but one counter-based, batch-independent key
- * on both sides keeps the CPU's seeded outputs as they were). Intentional
+ * here, and the same uniform (engine/philox.h compiled into both, so the
+ * Philox words are bit for bit the same). Intentional
  * differences, both far below float resolution: the double sums (softmax
  * total, top_p's cumulative mass, the CDF walk) are associated differently
  * (per-thread chunks, then a block scan), and the GPU's expf may differ from

@@ -23,6 +23,7 @@
 
 #include "kernels/cuda/kern_util.h"
 #include "kernels/cuda/sample.h"
+#include "engine/philox.h"
 
 #ifdef DS_CUDA_EMU
 /* The CPU emulator (tools/cuda-emu) lacks these intrinsics. Its fibers
@@ -59,20 +60,10 @@ static inline unsigned atomicAdd(unsigned *p, unsigned v)
 
 /* --- the counter-based uniform (samp_rng_uniform, bit for bit) ------------- */
 
-static __device__ __forceinline__ uint64_t ks_mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static __device__ __forceinline__ double ks_uniform(uint64_t seed, uint64_t stream,
                                                     uint64_t counter)
 {
-    uint64_t x = ks_mix64(seed + 0x9E3779B97F4A7C15ull);
-    x = ks_mix64(x ^ (stream * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull));
-    x = ks_mix64(x ^ (counter * 0x9E3779B97F4A7C15ull + 0xA0761D6478BD642Full));
-    return (double)(x >> 11) * (1.0 / 9007199254740992.0);
+    return philox_uniform(seed, stream, counter); /* engine/philox.h, shared */
 }
 
 /* --- block primitives (blockDim.x a multiple of 32, <= 1024) ---------------- */

@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/cpu/gdn_recurrent.h"
-#include "kernels/cpu/l2norm.h"
 #include "kernels/cuda/gdn_chunk.h"
 #include "kernels/cuda/gdn_recurrent.h"
 #include "tests/gpu/gpu_util.h"
@@ -27,121 +25,50 @@ struct cc_shape {
     int Hk, Hv, Dk, Dv;
 };
 
-/* Download a state buffer (fp32 or bf16) as fp32. */
-static void cc_state_down(float *dst, const void *dev, size_t n, int bf16)
-{
-    if (bf16) {
-        uint16_t *sb = calloc(n, 2);
-        gu_down(sb, dev, n * 2);
-        for (size_t i = 0; i < n; i++)
-            dst[i] = gu_from_bf16(sb[i]);
-        free(sb);
-    } else {
-        gu_down(dst, dev, n * 4);
-    }
-}
-
-static void *cc_state_up(const float *src, size_t n, int bf16)
-{
-    void *d = gu_dev(n * (bf16 ? 2 : 4));
-    if (bf16) {
-        uint16_t *sb = calloc(n, 2);
-        for (size_t i = 0; i < n; i++)
-            sb[i] = gu_to_bf16(src[i]);
-        gu_up(d, sb, n * 2);
-        free(sb);
-    } else {
-        gu_up(d, src, n * 4);
-    }
-    return d;
-}
-
-/* One ragged batch: lens[N] tokens per sequence after `pad` leading rows that
- * belong to no sequence. Sequence 2 (when N > 2) has slot -1. */
+/* One ragged batch (gu_gdn_batch): lens[N] tokens per sequence after 5
+ * leading rows that belong to no sequence. Sequence 2 (when N > 2) has slot -1. */
 static void chunk_case(struct cc_shape sh, const int *lens, int N, int bf16_state, double tol,
                        uint64_t seed)
 {
-    int Hk = sh.Hk, Hv = sh.Hv, Dk = sh.Dk, Dv = sh.Dv;
-    int KD = Hk * Dk, VD = Hv * Dv, CD = 2 * KD + VD, nslots = N + 2, pad = 5;
-    gu_seed(seed);
-    int32_t qs[65], slot[64], hinit[64];
-    int T = pad;
-    for (int i = 0; i < N; i++) {
-        qs[i] = T;
-        T += lens[i];
-        slot[i] = N > 2 && i == 2 ? -1 : nslots - 1 - i;
-        hinit[i] = i == 0 ? 0 : (i == 1 ? 1 : gu_int(0, 1));
-    }
-    qs[N] = T;
-    size_t se = (size_t)Hv * Dk * Dv;
-    float *y = F((size_t)T * CD), *g = F((size_t)T * Hv), *bt = F((size_t)T * Hv),
-          *st = F(nslots * se), *st_ref = F(nslots * se), *o_ref = F((size_t)T * VD),
-          *o = F((size_t)T * VD), *o_rec = F((size_t)T * VD), *st_got = F(nslots * se),
-          *st_rec = F(nslots * se), *yn = F((size_t)T * CD), *tmp = F(se);
-    gu_fill(y, (size_t)T * CD, -1, 1);
-    for (int i = 0; i < T * Hv; i++) {
-        g[i] = -expf(gu_unif(0, 1.5f)) * log1pf(expf(gu_unif(-6, 2)));
-        bt[i] = 2.0f / (1.0f + expf(-gu_unif(-4, 4)));
-    }
-    gu_fill(st, nslots * se, -0.3f, 0.3f);
-    if (bf16_state)
-        for (size_t i = 0; i < nslots * se; i++)
-            st[i] = gu_bf16_round(st[i]);
-    memcpy(st_ref, st, nslots * se * 4);
-    memcpy(yn, y, (size_t)T * CD * 4);
-    for (int t = 0; t < T; t++) {
-        kern_cpu_l2norm(yn + (size_t)t * CD, Hk, Dk, 1e-6f, 1.0f / sqrtf((float)Dk));
-        kern_cpu_l2norm(yn + (size_t)t * CD + KD, Hk, Dk, 1e-6f, 1.0f);
-    }
-    for (int i = 0; i < N; i++) {
-        float *S = slot[i] >= 0 ? st_ref + slot[i] * se : tmp;
-        if (!hinit[i] || slot[i] < 0)
-            memset(S, 0, se * 4);
-        const float *r = yn + (size_t)qs[i] * CD;
-        kern_cpu_gdn_recurrent(o_ref + (size_t)qs[i] * VD, VD, r, CD, r + KD, CD, r + 2 * KD, CD,
-                               g + qs[i] * Hv, bt + qs[i] * Hv, S, lens[i], Hk, Hv, Dk, Dv,
-                               NULL);
-    }
+    int pad = 5;
+    struct gu_gdn_batch *b =
+        gu_gdn_batch_create(sh.Hk, sh.Hv, sh.Dk, sh.Dv, lens, N, pad, N > 2 ? 2 : -1,
+                            bf16_state, seed);
+    int Hk = b->Hk, Hv = b->Hv, Dk = b->Dk, Dv = b->Dv, VD = b->VD, T = b->T,
+        nslots = b->nslots;
+    size_t se = b->se;
+    float *o = F((size_t)T * VD), *o_rec = F((size_t)T * VD), *st_got = F(nslots * se),
+          *st_rec = F(nslots * se);
 
     int nmax = kern_gdn_chunk_count_max(T - pad, N);
     int32_t *plan = calloc(kern_gdn_chunk_plan_ints(N, nmax), 4);
-    int nc = kern_gdn_chunk_plan(qs, N, plan);
+    int nc = kern_gdn_chunk_plan(b->qs, N, plan);
     ck_assert_int_ge(nc, 1);
     ck_assert_int_le(nc, nmax);
     size_t wb = kern_gdn_chunk_work_bytes(nc, Hv, Dk, Dv);
     ck_assert(wb > 0);
-    void *dst = cc_state_up(st, nslots * se, bf16_state);
-    void *dst2 = cc_state_up(st, nslots * se, bf16_state);
-    float *dy = gu_dev((size_t)T * CD * 4), *dg = gu_dev((size_t)T * Hv * 4),
-          *db = gu_dev((size_t)T * Hv * 4), *dO = gu_dev((size_t)T * VD * 4),
-          *dO2 = gu_dev((size_t)T * VD * 4);
-    int32_t *dq = gu_dev((N + 1) * 4), *dsl = gu_dev(N * 4), *dh = gu_dev(N * 4),
-            *dplan = gu_dev(kern_gdn_chunk_plan_ints(N, nc) * 4);
+    void *dst2 = gu_state_up(b->st, nslots * se, bf16_state);
+    float *dO = gu_dev((size_t)T * VD * 4), *dO2 = gu_dev((size_t)T * VD * 4);
+    int32_t *dplan = gu_dev(kern_gdn_chunk_plan_ints(N, nc) * 4);
     void *work = gu_dev(wb);
-    gu_up(dy, y, (size_t)T * CD * 4);
-    gu_up(dg, g, (size_t)T * Hv * 4);
-    gu_up(db, bt, (size_t)T * Hv * 4);
-    gu_up(dq, qs, (N + 1) * 4);
-    gu_up(dsl, slot, N * 4);
-    gu_up(dh, hinit, N * 4);
     gu_up(dplan, plan, kern_gdn_chunk_plan_ints(N, nc) * 4);
     float scale = 1.0f / sqrtf((float)Dk);
-    ck_assert_int_eq(kern_gdn_chunk(dy, dg, db, N, dplan, nc, dsl, dh, Hk, Hv, Dk, Dv, scale, dst,
-                                    bf16_state, se, dO, work, wb, 0),
+    ck_assert_int_eq(kern_gdn_chunk(b->dy, b->dg, b->db, N, dplan, nc, b->dsl, b->dh, Hk, Hv, Dk,
+                                    Dv, scale, b->dst, bf16_state, se, dO, work, wb, 0),
                      0);
     /* the recurrent kernel is the emulator's slowest (a shuffle per token):
      * there it joins only the small cases */
     int rec = !gu_emulated() || (size_t)T * VD <= 200000;
     if (rec)
-        ck_assert_int_eq(kern_gdn_recurrent(dy, dg, db, N, dq, dsl, dh, Hk, Hv, Dk, Dv, scale,
-                                            dst2, bf16_state, se, dO2, 0),
+        ck_assert_int_eq(kern_gdn_recurrent(b->dy, b->dg, b->db, N, b->dq, b->dsl, b->dh, Hk, Hv,
+                                            Dk, Dv, scale, dst2, bf16_state, se, dO2, 0),
                          0);
     gu_sync();
     gu_down(o, dO, (size_t)T * VD * 4);
-    cc_state_down(st_got, dst, nslots * se, bf16_state);
+    gu_state_down(st_got, b->dst, nslots * se, bf16_state);
     if (rec) {
         gu_down(o_rec, dO2, (size_t)T * VD * 4);
-        cc_state_down(st_rec, dst2, nslots * se, bf16_state);
+        gu_state_down(st_rec, dst2, nslots * se, bf16_state);
     }
 
     /* rows before the batch stay poisoned (never written) */
@@ -154,9 +81,9 @@ static void chunk_case(struct cc_shape sh, const int *lens, int N, int bf16_stat
     size_t off = (size_t)pad * VD, n = (size_t)(T - pad) * VD;
     snprintf(nm, sizeof nm, "chunk o Hk%d Hv%d Dk%d Dv%d N=%d T=%d%s", Hk, Hv, Dk, Dv, N, T - pad,
              bf16_state ? " bf16" : "");
-    GU_EXPECT(nm, gu_rel_err(o + off, o_ref + off, n, &nan), nan, tol);
+    GU_EXPECT(nm, gu_rel_err(o + off, b->o_ref + off, n, &nan), nan, tol);
     snprintf(nm, sizeof nm, "chunk state (all slots)%s", bf16_state ? " bf16" : "");
-    GU_EXPECT(nm, gu_rel_err(st_got, st_ref, nslots * se, &nan), nan, tol);
+    GU_EXPECT(nm, gu_rel_err(st_got, b->st_ref, nslots * se, &nan), nan, tol);
     if (rec) {
         GU_EXPECT("chunk vs kern_gdn_recurrent o", gu_rel_err(o + off, o_rec + off, n, &nan), nan,
                   tol);
@@ -168,13 +95,13 @@ static void chunk_case(struct cc_shape sh, const int *lens, int N, int bf16_stat
         for (int s = 0; s < nslots; s++) {
             int used = 0;
             for (int i = 0; i < N; i++)
-                used |= slot[i] == s;
+                used |= b->slot[i] == s;
             if (!used)
-                ck_assert_msg(memcmp(st_got + s * se, st + s * se, se * 4) == 0,
+                ck_assert_msg(memcmp(st_got + s * se, b->st + s * se, se * 4) == 0,
                               "unused slot %d was written", s);
         }
-    free(y), free(g), free(bt), free(st), free(st_ref), free(o_ref), free(o), free(o_rec),
-        free(st_got), free(st_rec), free(yn), free(tmp), free(plan);
+    free(o), free(o_rec), free(st_got), free(st_rec), free(plan);
+    gu_gdn_batch_destroy(b);
     gu_free_all();
 }
 

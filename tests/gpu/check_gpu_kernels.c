@@ -14,8 +14,6 @@
 #include "kernels/cpu/conv1d.h"
 #include "kernels/cpu/gated_rmsnorm.h"
 #include "kernels/cpu/gdn_gate.h"
-#include "kernels/cpu/gdn_recurrent.h"
-#include "kernels/cpu/l2norm.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
@@ -290,87 +288,28 @@ END_TEST
 static void gdn_case(int Hk, int Hv, int Dk, int Dv, const int *lens, int N, int bf16_state,
                      double tol, uint64_t seed)
 {
-    int KD = Hk * Dk, VD = Hv * Dv, CD = 2 * KD + VD, nslots = N + 2;
-    gu_seed(seed);
-    int qs[64], slot[64], hinit[64], T = 0;
-    for (int i = 0; i < N; i++) {
-        qs[i] = T;
-        T += lens[i];
-        slot[i] = nslots - 1 - i;
-        hinit[i] = i == 0 ? 0 : (i == 1 ? 1 : gu_int(0, 1));
-    }
-    qs[N] = T;
-    size_t se = (size_t)Hv * Dk * Dv;
-    float *y = F((size_t)T * CD), *g = F(T * Hv), *bt = F(T * Hv), *st = F(nslots * se),
-          *st_ref = F(nslots * se), *o_ref = F((size_t)T * VD), *o = F((size_t)T * VD),
-          *st_got = F(nslots * se), *yn = F((size_t)T * CD);
-    gu_fill(y, (size_t)T * CD, -1, 1);
-    for (int i = 0; i < T * Hv; i++) {
-        g[i] = -expf(gu_unif(0, 1.5f)) * log1pf(expf(gu_unif(-6, 2)));
-        bt[i] = 2.0f / (1.0f + expf(-gu_unif(-4, 4)));
-    }
-    gu_fill(st, nslots * se, -0.3f, 0.3f);
-    if (bf16_state)
-        for (size_t i = 0; i < nslots * se; i++)
-            st[i] = gu_bf16_round(st[i]);
-    memcpy(st_ref, st, nslots * se * 4);
-    memcpy(yn, y, (size_t)T * CD * 4);
-    for (int t = 0; t < T; t++) {
-        kern_cpu_l2norm(yn + (size_t)t * CD, Hk, Dk, 1e-6f, 1.0f / sqrtf((float)Dk));
-        kern_cpu_l2norm(yn + (size_t)t * CD + KD, Hk, Dk, 1e-6f, 1.0f);
-    }
-    for (int i = 0; i < N; i++) {
-        float *S = st_ref + slot[i] * se;
-        if (!hinit[i])
-            memset(S, 0, se * 4);
-        const float *r = yn + (size_t)qs[i] * CD;
-        kern_cpu_gdn_recurrent(o_ref + (size_t)qs[i] * VD, VD, r, CD, r + KD, CD, r + 2 * KD, CD,
-                               g + qs[i] * Hv, bt + qs[i] * Hv, S, lens[i], Hk, Hv, Dk, Dv,
-                               NULL);
-    }
-    size_t esz = bf16_state ? 2 : 4;
-    void *dst = gu_dev(nslots * se * esz);
-    if (bf16_state) {
-        uint16_t *sb = calloc(nslots * se, 2);
-        for (size_t i = 0; i < nslots * se; i++)
-            sb[i] = gu_to_bf16(st[i]);
-        gu_up(dst, sb, nslots * se * 2);
-        free(sb);
-    } else {
-        gu_up(dst, st, nslots * se * 4);
-    }
-    float *dy = gu_dev((size_t)T * CD * 4), *dg = gu_dev(T * Hv * 4), *db = gu_dev(T * Hv * 4),
-          *dO = gu_dev((size_t)T * VD * 4);
-    int32_t *dq = gu_dev((N + 1) * 4), *dsl = gu_dev(N * 4), *dh = gu_dev(N * 4);
-    gu_up(dy, y, (size_t)T * CD * 4);
-    gu_up(dg, g, T * Hv * 4);
-    gu_up(db, bt, T * Hv * 4);
-    gu_up(dq, qs, (N + 1) * 4);
-    gu_up(dsl, slot, N * 4);
-    gu_up(dh, hinit, N * 4);
-    ck_assert_int_eq(kern_gdn_recurrent(dy, dg, db, N, dq, dsl, dh, Hk, Hv, Dk, Dv,
-                                        1.0f / sqrtf((float)Dk), dst, bf16_state, se, dO, 0),
+    /* no pad rows, every sequence with a slot (check_gpu_chunk covers slot -1) */
+    struct gu_gdn_batch *b = gu_gdn_batch_create(Hk, Hv, Dk, Dv, lens, N, 0, -1, bf16_state, seed);
+    int VD = b->VD, T = b->T, nslots = b->nslots;
+    size_t se = b->se;
+    float *o = F((size_t)T * VD), *st_got = F(nslots * se);
+    float *dO = gu_dev((size_t)T * VD * 4);
+    ck_assert_int_eq(kern_gdn_recurrent(b->dy, b->dg, b->db, N, b->dq, b->dsl, b->dh, Hk, Hv, Dk,
+                                        Dv, 1.0f / sqrtf((float)Dk), b->dst, bf16_state, se, dO,
+                                        0),
                      0);
     gu_sync();
     gu_down(o, dO, (size_t)T * VD * 4);
-    if (bf16_state) {
-        uint16_t *sb = calloc(nslots * se, 2);
-        gu_down(sb, dst, nslots * se * 2);
-        for (size_t i = 0; i < nslots * se; i++)
-            st_got[i] = gu_from_bf16(sb[i]);
-        free(sb);
-    } else {
-        gu_down(st_got, dst, nslots * se * 4);
-    }
+    gu_state_down(st_got, b->dst, nslots * se, bf16_state);
     int nan;
     char nm[96];
     snprintf(nm, sizeof nm, "gdn_recurrent o Hk%d Hv%d Dk%d Dv%d T=%d%s", Hk, Hv, Dk, Dv, T,
              bf16_state ? " bf16" : "");
-    GU_EXPECT(nm, gu_rel_err(o, o_ref, (size_t)T * VD, &nan), nan, tol);
+    GU_EXPECT(nm, gu_rel_err(o, b->o_ref, (size_t)T * VD, &nan), nan, tol);
     snprintf(nm, sizeof nm, "gdn_recurrent state (all slots)%s", bf16_state ? " bf16" : "");
-    GU_EXPECT(nm, gu_rel_err(st_got, st_ref, nslots * se, &nan), nan, tol);
-    free(y), free(g), free(bt), free(st), free(st_ref), free(o_ref), free(o), free(st_got),
-        free(yn);
+    GU_EXPECT(nm, gu_rel_err(st_got, b->st_ref, nslots * se, &nan), nan, tol);
+    free(o), free(st_got);
+    gu_gdn_batch_destroy(b);
     gu_free_all();
 }
 

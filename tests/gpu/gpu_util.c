@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cpu/gdn_recurrent.h"
+#include "kernels/cpu/l2norm.h"
 #include "tests/unit/util_st_writer.h"
 
 static void **g_ptrs;
@@ -136,6 +138,123 @@ double gu_rel_err_bf16(const uint16_t *a, const float *ref, size_t n, int *nan)
         den += y * y;
     }
     return sqrt(num) / fmax(sqrt(den), 1e-30);
+}
+
+void *gu_state_up(const float *src, size_t n, int bf16)
+{
+    void *d = gu_dev(n * (bf16 ? 2 : 4));
+    if (bf16) {
+        uint16_t *sb = calloc(n, 2);
+        ck_assert(sb != NULL);
+        for (size_t i = 0; i < n; i++)
+            sb[i] = gu_to_bf16(src[i]);
+        gu_up(d, sb, n * 2);
+        free(sb);
+    } else {
+        gu_up(d, src, n * 4);
+    }
+    return d;
+}
+
+void gu_state_down(float *dst, const void *dev, size_t n, int bf16)
+{
+    if (bf16) {
+        uint16_t *sb = calloc(n, 2);
+        ck_assert(sb != NULL);
+        gu_down(sb, dev, n * 2);
+        for (size_t i = 0; i < n; i++)
+            dst[i] = gu_from_bf16(sb[i]);
+        free(sb);
+    } else {
+        gu_down(dst, dev, n * 4);
+    }
+}
+
+static float *gu_falloc(size_t n)
+{
+    float *p = calloc(n ? n : 1, sizeof(float));
+    ck_assert_msg(p != NULL, "calloc(%zu floats)", n);
+    return p;
+}
+
+struct gu_gdn_batch *gu_gdn_batch_create(int Hk, int Hv, int Dk, int Dv, const int *lens, int N,
+                                         int pad, int neg_seq, int bf16_state, uint64_t seed)
+{
+    ck_assert(N >= 1 && N <= 64 && pad >= 0 && Hk > 0 && Hv % Hk == 0);
+    struct gu_gdn_batch *b = calloc(1, sizeof *b);
+    ck_assert(b != NULL);
+    int KD = Hk * Dk, VD = Hv * Dv, CD = 2 * KD + VD, nslots = N + 2;
+    *b = (struct gu_gdn_batch){.Hk = Hk, .Hv = Hv, .Dk = Dk, .Dv = Dv, .KD = KD, .VD = VD,
+                               .CD = CD, .N = N, .pad = pad, .nslots = nslots,
+                               .bf16_state = bf16_state, .se = (size_t)Hv * Dk * Dv};
+    /* the draw order (hinit, y, g/beta, states) fixes what a seed gives */
+    gu_seed(seed);
+    int T = pad;
+    for (int i = 0; i < N; i++) {
+        b->qs[i] = T;
+        T += lens[i];
+        b->slot[i] = i == neg_seq ? -1 : nslots - 1 - i;
+        b->hinit[i] = i == 0 ? 0 : (i == 1 ? 1 : gu_int(0, 1));
+    }
+    b->qs[N] = T;
+    b->T = T;
+    size_t se = b->se, ns = (size_t)nslots * se;
+    b->y = gu_falloc((size_t)T * CD);
+    b->g = gu_falloc((size_t)T * Hv);
+    b->bt = gu_falloc((size_t)T * Hv);
+    b->st = gu_falloc(ns);
+    b->st_ref = gu_falloc(ns);
+    b->o_ref = gu_falloc((size_t)T * VD);
+    float *yn = gu_falloc((size_t)T * CD), *tmp = gu_falloc(se);
+    gu_fill(b->y, (size_t)T * CD, -1, 1);
+    for (size_t i = 0; i < (size_t)T * Hv; i++) {
+        b->g[i] = -expf(gu_unif(0, 1.5f)) * log1pf(expf(gu_unif(-6, 2)));
+        b->bt[i] = 2.0f / (1.0f + expf(-gu_unif(-4, 4)));
+    }
+    gu_fill(b->st, ns, -0.3f, 0.3f);
+    if (bf16_state)
+        for (size_t i = 0; i < ns; i++)
+            b->st[i] = gu_bf16_round(b->st[i]);
+    memcpy(b->st_ref, b->st, ns * 4);
+    /* the reference takes q/k normalized (the kernels normalize themselves) */
+    memcpy(yn, b->y, (size_t)T * CD * 4);
+    for (int t = 0; t < T; t++) {
+        kern_cpu_l2norm(yn + (size_t)t * CD, Hk, Dk, 1e-6f, 1.0f / sqrtf((float)Dk));
+        kern_cpu_l2norm(yn + (size_t)t * CD + KD, Hk, Dk, 1e-6f, 1.0f);
+    }
+    for (int i = 0; i < N; i++) {
+        float *S = b->slot[i] >= 0 ? b->st_ref + b->slot[i] * se : tmp;
+        if (!b->hinit[i] || b->slot[i] < 0)
+            memset(S, 0, se * 4);
+        size_t q0 = (size_t)b->qs[i];
+        const float *r = yn + q0 * CD;
+        kern_cpu_gdn_recurrent(b->o_ref + q0 * VD, VD, r, CD, r + KD, CD, r + 2 * KD, CD,
+                               b->g + q0 * Hv, b->bt + q0 * Hv, S, lens[i], Hk, Hv, Dk, Dv, NULL);
+    }
+    free(yn), free(tmp);
+
+    b->dst = gu_state_up(b->st, ns, bf16_state);
+    b->dy = gu_dev((size_t)T * CD * 4);
+    b->dg = gu_dev((size_t)T * Hv * 4);
+    b->db = gu_dev((size_t)T * Hv * 4);
+    b->dq = gu_dev((size_t)(N + 1) * 4);
+    b->dsl = gu_dev((size_t)N * 4);
+    b->dh = gu_dev((size_t)N * 4);
+    gu_up(b->dy, b->y, (size_t)T * CD * 4);
+    gu_up(b->dg, b->g, (size_t)T * Hv * 4);
+    gu_up(b->db, b->bt, (size_t)T * Hv * 4);
+    gu_up(b->dq, b->qs, (size_t)(N + 1) * 4);
+    gu_up(b->dsl, b->slot, (size_t)N * 4);
+    gu_up(b->dh, b->hinit, (size_t)N * 4);
+    return b;
+}
+
+void gu_gdn_batch_destroy(struct gu_gdn_batch *b)
+{
+    if (!b)
+        return;
+    free(b->y), free(b->g), free(b->bt), free(b->st), free(b->st_ref), free(b->o_ref);
+    free(b);
 }
 
 const char *const GU_CFG_TINY =

@@ -1,6 +1,8 @@
 /* tests/gpu/gpu_util.h: helpers for the GPU tests: poisoned device buffers,
- * uploads/downloads, random inputs, bf16 rounding and the relative-error
- * measure ||out - ref|| / ||ref|| that every check uses.
+ * uploads/downloads, random inputs, bf16 rounding, the relative-error
+ * measure ||out - ref|| / ||ref|| that every check uses, the random GDN
+ * varlen batch with its CPU reference (gpu_kernels, gpu_chunk) and the
+ * random test checkpoints.
  *
  * Test-only, single-threaded (the GPU tests run in CK_NOFORK mode).
  */
@@ -58,6 +60,43 @@ double gu_rel_err_rows(const float *a, int la, const float *ref, int lr, int row
         ck_assert_msg(!gu_n_ && gu_e_ <= (tol), "%s: rel err %.3e > %.1e or NaN (%d)", name, \
                       gu_e_, (double)(tol), gu_n_);                                         \
     } while (0)
+
+/* Upload n fp32 state values to a fresh gu_dev buffer, as fp32 or (bf16 != 0)
+ * as bf16 bits; the buffer is freed by gu_free_all. */
+void *gu_state_up(const float *src, size_t n, int bf16);
+/* Download n state values (fp32 or bf16 on the device) into dst as fp32. */
+void gu_state_down(float *dst, const void *dev, size_t n, int bf16);
+
+/* A random ragged varlen batch for the GDN kernels (kern_gdn_recurrent,
+ * kern_gdn_chunk), with its CPU reference result (kern_cpu_gdn_recurrent over
+ * the l2-normalized q/k, q scaled by 1/sqrt(Dk)).
+ *   rows: T = pad + sum(lens); the first pad rows belong to no sequence
+ *   (random inputs that no sequence reads). Sequence i owns rows
+ *   qs[i]..qs[i+1] and state slot slot[i] = nslots - 1 - i (nslots = N + 2,
+ *   so two slots are never used), except sequence neg_seq (when >= 0), whose
+ *   slot is -1: zero initial state, final state not kept. hinit[i]: seq 0 starts
+ *   from zero, seq 1 from its slot's state, the others at random.
+ *   y [T][CD], CD = 2*Hk*Dk + Hv*Dv: q | k | v, as the conv output; g, bt
+ *   [T][Hv]: log-decay (< 0) and beta in (0, 2). Hv must be a multiple of Hk.
+ *   st [nslots][Hv][Dk][Dv]: initial states (bf16-rounded when bf16_state);
+ *   st_ref: the expected final states (the slots no sequence uses = st);
+ *   o_ref [T][VD]: expected outputs (pad rows 0).
+ * The device copies (d*) are uploaded: dst holds st in the state dtype.
+ * Same seed, same batch. Host arrays are owned by the batch and freed by
+ * gu_gdn_batch_destroy; device buffers are gu_dev's (free with gu_free_all).
+ * Fails the test on an allocation or copy error. */
+struct gu_gdn_batch {
+    int Hk, Hv, Dk, Dv, KD, VD, CD, N, T, pad, nslots, bf16_state;
+    size_t se; /* Hv*Dk*Dv: one slot's state elements */
+    int32_t qs[65], slot[64], hinit[64];
+    float *y, *g, *bt, *st, *st_ref, *o_ref;
+    float *dy, *dg, *db;
+    int32_t *dq, *dsl, *dh;
+    void *dst;
+};
+struct gu_gdn_batch *gu_gdn_batch_create(int Hk, int Hv, int Dk, int Dv, const int *lens, int N,
+                                         int pad, int neg_seq, int bf16_state, uint64_t seed);
+void gu_gdn_batch_destroy(struct gu_gdn_batch *b);
 
 /* Random test checkpoints for the whole-model suites (gpu_model, gpu_spec):
  * an 8-layer tiny model with GQA and Hv = 2*Hk, and one with the 7B head dims

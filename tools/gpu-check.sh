@@ -8,7 +8,8 @@
 # whatever a step leaves before a time-out still comes back). Used with the
 # device tool; CI has no GPU and never runs this.
 #   tools/gpu-check.sh OUTDIR [test|bench|spec|fla|memcheck|serve|refs]...
-#   (default: test memcheck bench fla serve)
+#   (default: test memcheck bench fla serve; T_TEST, T_BENCH, T_FLA override
+#   those steps' time limits so that several fit in one device call)
 set -o pipefail
 DEST=${OUT:-$1}
 [ -n "$1" ] && shift
@@ -74,7 +75,7 @@ for s in $steps; do
     echo "== $s ($(( $(date +%s) - start )) s)"
     case $s in
     test)
-        CK_FORK=no timeout 300 $B/check_gpu > "$OUT/test-gpu.log" 2>&1; echo "check_gpu rc=$?"
+        CK_FORK=no timeout ${T_TEST:-300} $B/check_gpu > "$OUT/test-gpu.log" 2>&1; echo "check_gpu rc=$?"
         grep -E "^[0-9]+%|Failure|Error|error" "$OUT/test-gpu.log" | head -40
         grep -E "rows |NaN" "$OUT/test-gpu.log" | head -20 ;;
     memcheck)
@@ -82,13 +83,13 @@ for s in $steps; do
             $B/check_gpu > "$OUT/memcheck.log" 2>&1; echo "memcheck(all suites, quick shapes) rc=$?"
         grep -E "ERROR SUMMARY|Invalid|^[0-9]+%" "$OUT/memcheck.log" | head -10 ;;
     bench)
-        timeout 240 $BENCH --iters 20 --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"
+        timeout ${T_BENCH:-240} $BENCH --iters 20 --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"
         cat "$OUT/bench.log" | cut -c1-150 | tail -45 ;;
     spec)
         timeout 150 $BENCH --spec --json "$OUT/spec.json" > "$OUT/spec.log" 2>&1; echo "bench --spec rc=$?"
         cut -c1-150 "$OUT/spec.log" | tail -30 ;;
     fla)
-        PYTHONUNBUFFERED=1 timeout 180 python3 tools/bench_fla.py --fla .scratch/fla --json "$OUT/fla.json" \
+        PYTHONUNBUFFERED=1 timeout ${T_FLA:-180} python3 tools/bench_fla.py --fla .scratch/fla --json "$OUT/fla.json" \
             > "$OUT/fla.log" 2>&1; echo "fla rc=$?"; tail -12 "$OUT/fla.log" ;;
     serve)
         # the real server on the GPU, bundled model, over loopback

@@ -11,34 +11,22 @@
  *
  * Runs on the GPU machine only (make test-gpu), CK_NOFORK.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/config.h"
-#include "engine/cuda/cuda_backend.h"
 #include "engine/engine.h"
 #include "engine/weights.h"
 #include "tests/gpu/gpu_util.h"
-#include "tests/unit/util_st_writer.h"
 
 #define MAXB 160   /* blocks per sequence: 2560 tokens at 16 */
 #define NSEQ 8
 
-struct mstat {
-    double max_lp, max_rel;
-    int rows, agree, ties;
-};
-
 struct pair {
-    struct cfg_model cfg;
-    struct eng_weights w;
-    struct engine *cpu, *gpu;
-    char dir[256];
-    int V;
-    struct mstat st;
+    struct gu_pair e;
+    struct gu_row_stats st;
     double lp_tol, rel_tol;
 };
 
@@ -46,26 +34,16 @@ struct sq {
     int slot, cache;
 };
 
-static void pair_open(struct pair *p, const char *json, uint32_t seed, int ssm_bf16)
+static void pair_open(struct pair *p, uint64_t rng_seed, const char *json, uint32_t seed,
+                      int ssm_bf16)
 {
     memset(p, 0, sizeof *p);
-    char err[256];
-    gu_random_model(json, seed, &p->cfg, &p->w, p->dir, sizeof p->dir);
-    struct eng_memory mem = {.num_kv_blocks = NSEQ * MAXB, .block_size = 16,
-                             .num_state_slots = NSEQ};
-    p->cpu = eng_create(&p->cfg, &p->w, &eng_backend_cpu, &mem, err, sizeof err);
-    ck_assert_msg(p->cpu != NULL, "%s", err);
-    struct eng_cuda_options o;
-    eng_cuda_default_options(&o);
-    o.max_tokens = 2048;
-    o.max_seqs = 64;
-    o.max_blocks_per_seq = MAXB;
-    o.max_logits = 256; /* smaller than some steps: exercises chunked lm_head */
-    o.ssm_state_bf16 = ssm_bf16;
-    eng_cuda_set_options(&o);
-    p->gpu = eng_create(&p->cfg, &p->w, &eng_backend_cuda, &mem, err, sizeof err);
-    ck_assert_msg(p->gpu != NULL, "%s", err);
-    p->V = p->cfg.vocab_size;
+    /* max_logits smaller than some steps: exercises chunked lm_head */
+    gu_pair_open(&p->e, rng_seed, json, seed,
+                 &(struct gu_pair_shape){.kv_blocks = NSEQ * MAXB, .state_slots = NSEQ,
+                                         .max_tokens = 2048, .max_seqs = 64,
+                                         .max_blocks_per_seq = MAXB, .max_logits = 256,
+                                         .ssm_state_bf16 = ssm_bf16});
     /* Row errors: the recurrent GDN path alone stays under 0.016 here; steps
      * with >= 64 prefill tokens take the chunked WY kernel, whose tensor-core
      * products round the state, W, Q, K and Delta to bf16 (as FLA's kernels
@@ -80,55 +58,15 @@ static void pair_close(struct pair *p, const char *name)
 {
     printf("  %-40s rows %5d  top-1 agree %5d (near-ties %d)  max |dlogp| %.4f  max rel %.4f\n",
            name, p->st.rows, p->st.agree, p->st.ties, p->st.max_lp, p->st.max_rel);
-    eng_destroy(p->gpu);
-    eng_destroy(p->cpu);
-    eng_weights_free(&p->w);
-    stw_rmtree(p->dir);
-}
-
-static int argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = i;
-    return b;
+    gu_pair_close(&p->e);
 }
 
 static void compare_rows(struct pair *p, const float *ref, const float *got, int R)
 {
-    int V = p->V;
-    for (int r = 0; r < R; r++) {
-        const float *a = ref + (size_t)r * V, *b = got + (size_t)r * V;
-        double ma = -1e30, mb = -1e30, sa = 0, sb = 0, num = 0, den = 0;
-        for (int v = 0; v < V; v++) {
-            ck_assert_msg(isfinite(b[v]), "GPU logit row %d vocab %d not finite", r, v);
-            ma = fmax(ma, a[v]);
-            mb = fmax(mb, b[v]);
-            num += (double)(a[v] - b[v]) * (a[v] - b[v]);
-            den += (double)a[v] * a[v];
-        }
-        for (int v = 0; v < V; v++) {
-            sa += exp(a[v] - ma);
-            sb += exp(b[v] - mb);
-        }
-        int ta = argmax(a, V), tb = argmax(b, V);
-        double lpa = a[ta] - ma - log(sa), lpb = b[ta] - mb - log(sb);
-        double dl = fabs(lpa - lpb), rel = sqrt(num) / fmax(sqrt(den), 1e-30);
-        p->st.rows++;
-        p->st.max_lp = fmax(p->st.max_lp, dl);
-        p->st.max_rel = fmax(p->st.max_rel, rel);
-        if (ta == tb) {
-            p->st.agree++;
-        } else {
-            p->st.ties++;
-            ck_assert_msg(a[ta] - a[tb] < 2 * p->lp_tol,
-                          "top-1 differs (%d vs %d) without a near-tie (gap %.4f)", ta, tb,
-                          a[ta] - a[tb]);
-        }
-        ck_assert_msg(dl <= p->lp_tol, "row %d: |dlogp| %.4f > %.3f", r, dl, p->lp_tol);
-        ck_assert_msg(rel <= p->rel_tol, "row %d: rel err %.4f > %.3f", r, rel, p->rel_tol);
-    }
+    size_t V = (size_t)p->e.V;
+    for (int r = 0; r < R; r++)
+        gu_compare_logits(&p->st, ref + r * V, got + r * V, p->e.V, p->lp_tol, p->rel_tol,
+                          "logits", r);
 }
 
 /* One step on both engines. s[i] advances by n[i]. all_rows: logits for every
@@ -160,17 +98,17 @@ static void step(struct pair *p, struct sq *s, int N, int ndec, const int *n,
                           .positions = pos, .query_start = qs, .cache_len = cl,
                           .state_slot = sl, .block_table = bt, .max_blocks = MAXB,
                           .logits_rows = rows, .num_logits = R};
-    float *la = malloc((size_t)R * p->V * 4), *lb = malloc((size_t)R * p->V * 4);
-    ck_assert_int_eq(eng_forward(p->cpu, &b, la), 0);
-    for (size_t i = 0; i < (size_t)R * p->V; i++)
+    float *la = malloc((size_t)R * p->e.V * 4), *lb = malloc((size_t)R * p->e.V * 4);
+    ck_assert_int_eq(eng_forward(p->e.cpu, &b, la), 0);
+    for (size_t i = 0; i < (size_t)R * p->e.V; i++)
         lb[i] = NAN; /* poison */
-    ck_assert_int_eq(eng_forward(p->gpu, &b, lb), 0);
+    ck_assert_int_eq(eng_forward(p->e.gpu, &b, lb), 0);
     compare_rows(p, la, lb, R);
     if (next) {
         int r = 0;
         for (int i = 0; i < N; i++) {
             r += all_rows ? n[i] : 1;
-            next[i] = argmax(la + (size_t)(r - 1) * p->V, p->V);
+            next[i] = gu_argmax(la + (size_t)(r - 1) * p->e.V, p->e.V);
         }
     }
     for (int i = 0; i < N; i++)
@@ -190,7 +128,7 @@ static int32_t *rand_tokens(int n, int V)
 static void run_single(struct pair *p, int len, int chunk, int ndecode)
 {
     struct sq s = {.slot = 3, .cache = 0};
-    int32_t *prompt = rand_tokens(len, p->V);
+    int32_t *prompt = rand_tokens(len, p->e.V);
     int32_t nx = 0;
     for (int off = 0; off < len; off += chunk) {
         int n = len - off < chunk ? len - off : chunk;
@@ -207,8 +145,7 @@ static void run_single(struct pair *p, int len, int chunk, int ndecode)
 START_TEST(test_model_prefill_decode)
 {
     struct pair p;
-    gu_seed(2000);
-    pair_open(&p, GU_CFG_TINY, 11, 0);
+    pair_open(&p, 2000, GU_CFG_TINY, 11, 0);
     run_single(&p, 300, 300, 12);  /* one shot, every row (echo), then decode */
     run_single(&p, 300, 64, 4);    /* chunked prefill (fresh sequence, same slot) */
     pair_close(&p, "tiny: prefill + decode + chunked");
@@ -218,8 +155,7 @@ END_TEST
 START_TEST(test_model_long)
 {
     struct pair p;
-    gu_seed(2001);
-    pair_open(&p, GU_CFG_TINY, 12, 0);
+    pair_open(&p, 2001, GU_CFG_TINY, 12, 0);
     run_single(&p, 2000, 512, 24); /* long context: state error must not compound */
     pair_close(&p, "tiny: 2000-token chunked + 24 decode");
 }
@@ -235,14 +171,14 @@ static void run_mixed(struct pair *p)
     int32_t nx[NSEQ] = {0};
     /* three sequences start with short prompts */
     int n0[3] = {5, 17, 33};
-    int32_t *t0 = rand_tokens(55, p->V);
+    int32_t *t0 = rand_tokens(55, p->e.V);
     step(p, s, 3, 0, n0, t0, 0, nx);
     free(t0);
     /* mixed steps: 3 decodes + 2 prefill chunks of sequences 3 and 4 */
     for (int it = 0; it < 4; it++) {
         struct sq ss[5] = {s[0], s[1], s[2], s[3], s[4]};
         int n[5] = {1, 1, 1, 40 + it, 23};
-        int32_t *tk = rand_tokens(3 + n[3] + n[4], p->V);
+        int32_t *tk = rand_tokens(3 + n[3] + n[4], p->e.V);
         tk[0] = nx[0], tk[1] = nx[1], tk[2] = nx[2];
         int32_t nn[5];
         step(p, ss, 5, 3, n, tk, 0, nn);
@@ -269,24 +205,23 @@ static void run_mixed(struct pair *p)
     }
     /* fork: sequence 0 -> sequence 5 (slot copy + copy of the partial block) */
     int src = 0, dst = 5;
-    ck_assert_int_eq(eng_copy_slot(p->cpu, s[src].slot, s[dst].slot), 0);
-    ck_assert_int_eq(eng_copy_slot(p->gpu, s[src].slot, s[dst].slot), 0);
+    ck_assert_int_eq(eng_copy_slot(p->e.cpu, s[src].slot, s[dst].slot), 0);
+    ck_assert_int_eq(eng_copy_slot(p->e.gpu, s[src].slot, s[dst].slot), 0);
     for (int j = 0; j * 16 < s[src].cache; j++) {
-        ck_assert_int_eq(eng_copy_block(p->cpu, s[src].slot * MAXB + j, s[dst].slot * MAXB + j), 0);
-        ck_assert_int_eq(eng_copy_block(p->gpu, s[src].slot * MAXB + j, s[dst].slot * MAXB + j), 0);
+        ck_assert_int_eq(eng_copy_block(p->e.cpu, s[src].slot * MAXB + j, s[dst].slot * MAXB + j), 0);
+        ck_assert_int_eq(eng_copy_block(p->e.gpu, s[src].slot * MAXB + j, s[dst].slot * MAXB + j), 0);
     }
     s[dst].cache = s[src].cache;
     struct sq f[2] = {s[src], s[dst]};
     int n2[2] = {1, 1};
-    int32_t tk2[2] = {nx[0], (nx[0] + 7) % p->V}, nn2[2];
+    int32_t tk2[2] = {nx[0], (nx[0] + 7) % p->e.V}, nn2[2];
     step(p, f, 2, 2, n2, tk2, 0, nn2);
 }
 
 START_TEST(test_model_mixed)
 {
     struct pair p;
-    gu_seed(2002);
-    pair_open(&p, GU_CFG_TINY, 13, 0);
+    pair_open(&p, 2002, GU_CFG_TINY, 13, 0);
     run_mixed(&p);
     pair_close(&p, "tiny: mixed batches, graphs, fork");
 }
@@ -295,8 +230,7 @@ END_TEST
 START_TEST(test_model_wide)
 {
     struct pair p;
-    gu_seed(2003);
-    pair_open(&p, GU_CFG_WIDE, 14, 0);
+    pair_open(&p, 2003, GU_CFG_WIDE, 14, 0);
     run_single(&p, 400, 128, 6);
     run_mixed(&p);
     pair_close(&p, "7B head dims, NoPE, tied: chunked + mixed");
@@ -306,8 +240,7 @@ END_TEST
 START_TEST(test_model_bf16_state)
 {
     struct pair p;
-    gu_seed(2004);
-    pair_open(&p, GU_CFG_TINY, 15, 1);
+    pair_open(&p, 2004, GU_CFG_TINY, 15, 1);
     run_single(&p, 500, 128, 8);
     pair_close(&p, "tiny: bf16 SSM state");
 }

@@ -18,14 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/config.h"
-#include "engine/cuda/cuda_backend.h"
 #include "engine/engine.h"
-#include "engine/weights.h"
 #include "scheduler/sched.h"
-#include "scheduler/sched_internal.h"
 #include "tests/gpu/gpu_util.h"
-#include "tests/unit/util_st_writer.h"
 
 static const char *CFG_SMALL =
     "{\"model_type\":\"olmo_hybrid\",\"vocab_size\":300,\"hidden_size\":64,"
@@ -99,67 +94,41 @@ static void req_params(int i, struct sched_params *ps, int32_t *pr, int V, struc
     }
 }
 
+/* gu_sched_run's delta callback: every choice's tokens and log-probs, and
+ * the prompt log-probs, of request i into the run_out ctx. */
+static void run_collect(void *ctx, int i, const struct sched_delta *d)
+{
+    struct run_out *o = ctx;
+    for (int ch = 0; ch < d->n && ch < NCH; ch++) {
+        const struct sched_choice_delta *cd = &d->choices[ch];
+        for (int t = 0; t < cd->num_tokens; t++) {
+            int at = o->n[i][ch]++;
+            ck_assert_int_lt(at, MT);
+            o->tok[i][ch][at] = cd->tokens[t];
+            o->lp[i][ch][at] = cd->logprobs ? cd->logprobs[t].logprob : 0.0f;
+        }
+    }
+    if (d->num_prompt_logprobs > 0) {
+        o->nplp[i] = d->num_prompt_logprobs < 64 ? d->num_prompt_logprobs : 64;
+        for (int t = 1; t < o->nplp[i]; t++)
+            o->plp[i][t] = d->prompt_logprobs[t].logprob;
+    }
+}
+
 static void run_sched(struct engine *e, int k, int nr, struct run_out *o)
 {
-    char err[256];
-    struct sched_config c;
-    sched_config_init(&c);
-    c.eng = e;
-    c.max_num_seqs = 8; /* the device sampler holds 8 rows: spec steps overflow it */
-    c.max_num_batched_tokens = 40;
-    c.max_model_len = 128;
-    c.default_seed = 5;
-    c.log_requests = false;
-    c.num_speculative_tokens = k;
-    c.ngram_min = 1;
-    c.ngram_max = 3;
-    struct sched *s = sched_create(&c, err, sizeof err);
-    ck_assert_msg(s != NULL, "%s", err);
+    /* max_num_seqs 8: the device sampler holds 8 rows, so spec steps overflow it */
+    struct sched *s = gu_sched_create(e, k, 8, 40, 128);
     struct sched_request *rs[NR];
     int32_t pr[NR][32], stops[NR][2];
     struct samp_bias bias[NR][3];
-    int done[NR] = {0};
     memset(o, 0, sizeof *o);
     for (int i = 0; i < nr; i++) {
         struct sched_params ps;
         req_params(i, &ps, pr[i], e->cfg->vocab_size, bias[i], stops[i]);
-        rs[i] = sched_request_create(&ps);
-        ck_assert_ptr_nonnull(rs[i]);
-        ck_assert_msg(sched_submit(s, rs[i], err, sizeof err) == 0, "%s", err);
+        rs[i] = gu_sched_submit(s, &ps);
     }
-    for (int steps = 0;; steps++) {
-        int all = 1;
-        for (int i = 0; i < nr; i++)
-            all = all && done[i];
-        if (all)
-            break;
-        ck_assert_int_lt(steps, 3000);
-        ck_assert_int_ge(sched_step_sync(s), 0);
-        ck_assert_msg(sched_check_invariants(s, err, sizeof err) == 0, "step %d: %s", steps, err);
-        for (int i = 0; i < nr; i++) {
-            struct sched_delta d;
-            if (sched_request_drain(rs[i], &d) != 1)
-                continue;
-            ck_assert_msg(d.error == 0, "request %d failed: %s", i, d.error_msg);
-            for (int ch = 0; ch < d.n && ch < NCH; ch++) {
-                struct sched_choice_delta *cd = &d.choices[ch];
-                for (int t = 0; t < cd->num_tokens; t++) {
-                    int at = o->n[i][ch]++;
-                    ck_assert_int_lt(at, MT);
-                    o->tok[i][ch][at] = cd->tokens[t];
-                    o->lp[i][ch][at] = cd->logprobs ? cd->logprobs[t].logprob : 0.0f;
-                }
-            }
-            if (d.num_prompt_logprobs > 0) {
-                o->nplp[i] = d.num_prompt_logprobs < 64 ? d.num_prompt_logprobs : 64;
-                for (int t = 1; t < o->nplp[i]; t++)
-                    o->plp[i][t] = d.prompt_logprobs[t].logprob;
-            }
-            if (d.done)
-                done[i] = 1;
-            sched_delta_fini(&d);
-        }
-    }
+    gu_sched_run(s, rs, nr, 3000, run_collect, o);
     for (int i = 0; i < nr; i++)
         sched_request_release(rs[i]);
     sched_destroy(s);
@@ -206,26 +175,16 @@ static int verify_supported(struct engine *e)
 
 START_TEST(test_sample_sched_identity)
 {
-    char err[256], dir[256];
-    struct cfg_model cfg;
-    struct eng_weights w;
-    gu_random_model(CFG_SMALL, 77, &cfg, &w, dir, sizeof dir);
-    /* 8 sequences with 1+3 spec slots each, n=3 children included */
-    struct eng_memory mem = {.num_kv_blocks = 8 * 12 + 16, .block_size = 16,
-                             .num_state_slots = 8 * 5 + 8};
-    struct eng_cuda_options o;
-    eng_cuda_default_options(&o);
-    o.max_tokens = 256;
-    o.max_seqs = 8;
-    o.max_blocks_per_seq = 16;
-    o.max_logits = 64;
-    eng_cuda_set_options(&o);
-    struct engine *gpu = eng_create(&cfg, &w, &eng_backend_cuda, &mem, err, sizeof err);
-    ck_assert_msg(gpu != NULL, "%s", err);
+    struct gu_pair p;
+    /* 8 sequences with 1+3 spec slots each, n=3 children included (the rng
+     * seed is moot: this test draws its prompts from its own LCG) */
+    gu_pair_open(&p, 77, CFG_SMALL, 77,
+                 &(struct gu_pair_shape){.kv_blocks = 8 * 12 + 16, .state_slots = 8 * 5 + 8,
+                                         .max_tokens = 256, .max_seqs = 8,
+                                         .max_blocks_per_seq = 16, .max_logits = 64});
+    struct engine *gpu = p.gpu, *cpu = p.cpu;
     ck_assert_msg(gpu->ops->sample && gpu->sample_max_logits == 64,
                   "the CUDA backend offers device sampling");
-    struct engine *cpu = eng_create(&cfg, &w, &eng_backend_cpu, &mem, err, sizeof err);
-    ck_assert_msg(cpu != NULL, "%s", err);
     const int nr = gu_emulated() ? EMU_NR : NR;
     static struct run_out dev, host, ref;
     const int spec = verify_supported(gpu);
@@ -255,10 +214,7 @@ START_TEST(test_sample_sched_identity)
            "CUDA (device sampling) vs CPU backend", agree, total);
     ck_assert_msg(agree * 2 >= total, "CUDA and CPU seeded outputs part too early (%d of %d)",
                   agree, total);
-    eng_destroy(cpu);
-    eng_destroy(gpu);
-    eng_weights_free(&w);
-    stw_rmtree(dir);
+    gu_pair_close(&p);
 }
 END_TEST
 

@@ -17,21 +17,17 @@
  *
  * Runs on the GPU machine (make test-gpu) and under tools/cuda-emu, CK_NOFORK.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/config.h"
-#include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/cuda_internal.h"
 #include "engine/engine.h"
 #include "engine/weights.h"
 #include "scheduler/sched.h"
-#include "scheduler/sched_internal.h"
 #include "tests/gpu/gpu_util.h"
-#include "tests/unit/util_st_writer.h"
 
 #define MAXB 32   /* blocks per sequence: 512 tokens at 16 */
 #define NSEQ 6    /* sequences 0,1 decode, 2..4 verify, 5 prefill */
@@ -41,40 +37,26 @@
 #define NSLOTS (NSEQ + NVER * S1)
 
 struct pair {
-    struct cfg_model cfg;
-    struct eng_weights w;
-    struct engine *cpu, *gpu;
-    char dir[256];
-    int V;
+    struct gu_pair e;
     size_t slot_floats;
     double lp_tol, rel_tol, state_tol;
     /* stats */
-    int rows, verify_rows, states;
-    double max_lp, max_rel, max_state, min_neighbour;
+    struct gu_row_stats st;
+    int verify_rows, states;
+    double max_state, min_neighbour;
 };
 
-static void pair_open(struct pair *p, const char *json, uint32_t seed, int ssm_bf16,
-                      int nslots, int nblocks, int max_tokens)
+static void pair_open(struct pair *p, uint64_t rng_seed, const char *json, uint32_t seed,
+                      int ssm_bf16, int nslots, int nblocks, int max_tokens)
 {
     memset(p, 0, sizeof *p);
-    char err[256];
-    gu_random_model(json, seed, &p->cfg, &p->w, p->dir, sizeof p->dir);
-    struct eng_memory mem = {.num_kv_blocks = nblocks, .block_size = 16,
-                             .num_state_slots = nslots};
-    p->cpu = eng_create(&p->cfg, &p->w, &eng_backend_cpu, &mem, err, sizeof err);
-    ck_assert_msg(p->cpu != NULL, "%s", err);
-    struct eng_cuda_options o;
-    eng_cuda_default_options(&o);
-    o.max_tokens = max_tokens;
-    o.max_seqs = 32;
-    o.max_blocks_per_seq = MAXB;
-    o.max_logits = 24; /* smaller than the verify steps' rows: chunked lm_head */
-    o.ssm_state_bf16 = ssm_bf16;
-    eng_cuda_set_options(&o);
-    p->gpu = eng_create(&p->cfg, &p->w, &eng_backend_cuda, &mem, err, sizeof err);
-    ck_assert_msg(p->gpu != NULL, "%s", err);
-    p->V = p->cfg.vocab_size;
-    p->slot_floats = eng_slot_floats(&p->cfg);
+    /* max_logits smaller than the verify steps' rows: chunked lm_head */
+    gu_pair_open(&p->e, rng_seed, json, seed,
+                 &(struct gu_pair_shape){.kv_blocks = nblocks, .state_slots = nslots,
+                                         .max_tokens = max_tokens, .max_seqs = 32,
+                                         .max_blocks_per_seq = MAXB, .max_logits = 24,
+                                         .ssm_state_bf16 = ssm_bf16});
+    p->slot_floats = eng_slot_floats(&p->e.cfg);
     p->lp_tol = ssm_bf16 ? 0.15 : 0.06;
     p->rel_tol = ssm_bf16 ? 0.06 : 0.03;
     p->state_tol = ssm_bf16 ? 0.05 : 0.04;
@@ -83,55 +65,12 @@ static void pair_open(struct pair *p, const char *json, uint32_t seed, int ssm_b
 
 static void pair_close(struct pair *p, const char *name)
 {
-    if (p->rows)
+    if (p->st.rows)
         printf("  %-34s rows %4d (verify %4d) max |dlogp| %.4f max rel %.4f; spec states %4d "
                "max rel %.2e (neighbours >= %.2e)\n",
-               name, p->rows, p->verify_rows, p->max_lp, p->max_rel, p->states, p->max_state,
-               p->min_neighbour);
-    eng_destroy(p->gpu);
-    eng_destroy(p->cpu);
-    eng_weights_free(&p->w);
-    stw_rmtree(p->dir);
-}
-
-static int argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = i;
-    return b;
-}
-
-/* Log-softmax error at the reference's top token, relative L2 error, top-1
- * agreement unless the reference has a near-tie. */
-static void compare_row(struct pair *p, const float *a, const float *b, const char *what, int r)
-{
-    int V = p->V;
-    double ma = -1e30, mb = -1e30, sa = 0, sb = 0, num = 0, den = 0;
-    for (int v = 0; v < V; v++) {
-        ck_assert_msg(isfinite(b[v]), "%s row %d: GPU logit %d not finite", what, r, v);
-        ma = fmax(ma, a[v]);
-        mb = fmax(mb, b[v]);
-        num += (double)(a[v] - b[v]) * (a[v] - b[v]);
-        den += (double)a[v] * a[v];
-    }
-    for (int v = 0; v < V; v++) {
-        sa += exp(a[v] - ma);
-        sb += exp(b[v] - mb);
-    }
-    int ta = argmax(a, V), tb = argmax(b, V);
-    double dl = fabs((a[ta] - ma - log(sa)) - (b[ta] - mb - log(sb)));
-    double rel = sqrt(num) / fmax(sqrt(den), 1e-30);
-    p->rows++;
-    p->max_lp = fmax(p->max_lp, dl);
-    p->max_rel = fmax(p->max_rel, rel);
-    if (ta != tb)
-        ck_assert_msg(a[ta] - a[tb] < 2 * p->lp_tol,
-                      "%s row %d: top-1 differs (%d vs %d) without a near-tie (gap %.4f)", what,
-                      r, ta, tb, a[ta] - a[tb]);
-    ck_assert_msg(dl <= p->lp_tol, "%s row %d: |dlogp| %.4f > %.3f", what, r, dl, p->lp_tol);
-    ck_assert_msg(rel <= p->rel_tol, "%s row %d: rel err %.4f > %.3f", what, r, rel, p->rel_tol);
+               name, p->st.rows, p->verify_rows, p->st.max_lp, p->st.max_rel, p->states,
+               p->max_state, p->min_neighbour);
+    gu_pair_close(&p->e);
 }
 
 /* Whole GDN state of a slot on both engines: the largest relative L2 error
@@ -140,9 +79,9 @@ static void compare_row(struct pair *p, const float *a, const float *b, const ch
 static double state_err(struct pair *p, int slot_cpu, int slot_gpu, int *nan, int *worst_layer)
 {
     float *a = malloc(p->slot_floats * 4), *b = malloc(p->slot_floats * 4);
-    ck_assert_int_eq(eng_read_slot(p->cpu, slot_cpu, a), 0);
-    ck_assert_int_eq(eng_read_slot(p->gpu, slot_gpu, b), 0);
-    const struct cfg_model *c = &p->cfg;
+    ck_assert_int_eq(eng_read_slot(p->e.cpu, slot_cpu, a), 0);
+    ck_assert_int_eq(eng_read_slot(p->e.gpu, slot_gpu, b), 0);
+    const struct cfg_model *c = &p->e.cfg;
     size_t conv = (size_t)(c->linear_conv_kernel_dim - 1) * cfg_gdn_conv_dim(c);
     size_t ssm = (size_t)c->linear_num_value_heads * c->linear_key_head_dim * c->linear_value_head_dim;
     double worst = 0;
@@ -175,7 +114,7 @@ static void compare_state(struct pair *p, int slot_cpu, int slot_gpu, const char
  * the CUDA backend's pools), so a snapshot the kernels skip shows. */
 static void poison_gpu_slot(struct pair *p, int slot)
 {
-    struct cu_impl *m = p->gpu->impl;
+    struct cu_impl *m = p->e.gpu->impl;
     size_t esz = m->opt.ssm_state_bf16 ? 2 : 4;
     for (int i = 0; i < m->num_gdn; i++) {
         ck_assert_int_eq(cudaMemset(m->conv_state[i] + (size_t)slot * m->conv_slot_elems, 0xFF,
@@ -227,21 +166,22 @@ static float *run_both(struct pair *p, struct sq *s, struct batch *b)
                            .query_start = b->qs, .cache_len = b->cl, .state_slot = b->sl,
                            .block_table = b->bt, .max_blocks = MAXB, .logits_rows = b->rows,
                            .num_logits = b->R, .max_spec = KMAX, .spec_slots = b->spec};
-    float *la = malloc((size_t)b->R * p->V * 4), *lb = malloc((size_t)b->R * p->V * 4);
+    float *la = malloc((size_t)b->R * p->e.V * 4), *lb = malloc((size_t)b->R * p->e.V * 4);
     for (int v = 0; v < b->nver; v++)
         for (int j = 0; j < S1; j++)
             poison_gpu_slot(p, s[b->ndec + v].spec[j]);
-    ck_assert_int_eq(eng_forward(p->cpu, &eb, la), 0);
-    for (size_t i = 0; i < (size_t)b->R * p->V; i++)
+    ck_assert_int_eq(eng_forward(p->e.cpu, &eb, la), 0);
+    for (size_t i = 0; i < (size_t)b->R * p->e.V; i++)
         lb[i] = NAN;
-    ck_assert_int_eq(eng_forward(p->gpu, &eb, lb), 0);
+    ck_assert_int_eq(eng_forward(p->e.gpu, &eb, lb), 0);
     int r = 0;
     for (int i = 0; i < b->N; i++) {
         int verify = i >= b->ndec && i < b->ndec + b->nver;
         int nr = verify ? b->n[i] : 1;
         for (int j = 0; j < nr; j++, r++)
-            compare_row(p, la + (size_t)r * p->V, lb + (size_t)r * p->V,
-                        verify ? "verify" : i < b->ndec ? "decode" : "prefill", r);
+            gu_compare_logits(&p->st, la + (size_t)r * p->e.V, lb + (size_t)r * p->e.V, p->e.V,
+                              p->lp_tol, p->rel_tol,
+                              verify ? "verify" : i < b->ndec ? "decode" : "prefill", r);
         if (verify)
             p->verify_rows += nr;
     }
@@ -275,12 +215,12 @@ static void run_spec_mixed(struct pair *p, int iters)
     int t = 0;
     for (int i = 0; i < NSEQ; i++) {
         b->n[i] = plen[i];
-        rand_tokens(b->tok + t, plen[i], p->V);
+        rand_tokens(b->tok + t, plen[i], p->e.V);
         t += plen[i];
     }
     float *lg = run_both(p, s, b);
     for (int i = 0; i < NSEQ; i++) {
-        next[i] = argmax(lg + (size_t)i * p->V, p->V);
+        next[i] = gu_argmax(lg + (size_t)i * p->e.V, p->e.V);
         s[i].cache = plen[i];
     }
     free(lg);
@@ -302,11 +242,11 @@ static void run_spec_mixed(struct pair *p, int iters)
                 /* drafts: half of them repeat the fed token (a plausible
                  * n-gram), the rest random */
                 for (int j = 1; j <= k; j++)
-                    b->tok[t + j] = gu_int(0, 1) ? next[i] : gu_int(2, p->V - 1);
+                    b->tok[t + j] = gu_int(0, 1) ? next[i] : gu_int(2, p->e.V - 1);
                 t += 1 + k;
             } else {
                 b->n[i] = 5 + 7 * it % 19;
-                rand_tokens(b->tok + t, b->n[i], p->V);
+                rand_tokens(b->tok + t, b->n[i], p->e.V);
                 t += b->n[i];
             }
         }
@@ -315,7 +255,7 @@ static void run_spec_mixed(struct pair *p, int iters)
         for (int i = 0; i < NSEQ; i++) {
             int verify = i >= 2 && i < 2 + NVER;
             if (!verify) {
-                next[i] = argmax(lg + (size_t)r * p->V, p->V);
+                next[i] = gu_argmax(lg + (size_t)r * p->e.V, p->e.V);
                 s[i].cache += b->n[i];
                 r++;
                 continue;
@@ -342,7 +282,7 @@ static void run_spec_mixed(struct pair *p, int iters)
             s[i].spec[a - 1] = s[i].slot;
             s[i].slot = keep;
             s[i].cache += a;
-            next[i] = argmax(lg + (size_t)(r + a - 1) * p->V, p->V);
+            next[i] = gu_argmax(lg + (size_t)(r + a - 1) * p->e.V, p->e.V);
             r += b->n[i];
         }
         free(lg);
@@ -358,33 +298,33 @@ static void run_spec_mixed(struct pair *p, int iters)
     free(b);
 }
 
-START_TEST(test_spec_verify_tiny)
+/* One engine-level case: a fresh pair (rng and checkpoint seeds, shape,
+ * SSM state dtype) through run_spec_mixed for iters (emu_iters under the
+ * emulator) mixed steps. */
+static void verify_case(uint64_t rng_seed, const char *json, uint32_t seed, int ssm_bf16,
+                        int emu_iters, int iters, const char *name)
 {
     struct pair p;
-    gu_seed(3100);
-    pair_open(&p, GU_CFG_TINY, 31, 0, NSLOTS, NSEQ * MAXB, 512);
-    run_spec_mixed(&p, gu_emulated() ? 3 : 12);
-    pair_close(&p, "tiny: decode + verify + prefill");
+    pair_open(&p, rng_seed, json, seed, ssm_bf16, NSLOTS, NSEQ * MAXB, 512);
+    run_spec_mixed(&p, gu_emulated() ? emu_iters : iters);
+    pair_close(&p, name);
+}
+
+START_TEST(test_spec_verify_tiny)
+{
+    verify_case(3100, GU_CFG_TINY, 31, 0, 3, 12, "tiny: decode + verify + prefill");
 }
 END_TEST
 
 START_TEST(test_spec_verify_wide)
 {
-    struct pair p;
-    gu_seed(3101);
-    pair_open(&p, GU_CFG_WIDE, 32, 0, NSLOTS, NSEQ * MAXB, 512);
-    run_spec_mixed(&p, gu_emulated() ? 1 : 8);
-    pair_close(&p, "7B GDN head dims: verify");
+    verify_case(3101, GU_CFG_WIDE, 32, 0, 1, 8, "7B GDN head dims: verify");
 }
 END_TEST
 
 START_TEST(test_spec_verify_bf16_state)
 {
-    struct pair p;
-    gu_seed(3102);
-    pair_open(&p, GU_CFG_TINY, 33, 1, NSLOTS, NSEQ * MAXB, 512);
-    run_spec_mixed(&p, gu_emulated() ? 2 : 10);
-    pair_close(&p, "tiny, bf16 SSM state: verify");
+    verify_case(3102, GU_CFG_TINY, 33, 1, 2, 10, "tiny, bf16 SSM state: verify");
 }
 END_TEST
 
@@ -396,7 +336,6 @@ END_TEST
 struct gen_out {
     int32_t tok[MT_MAX];
     int n;
-    int done;
 };
 
 /* Repetitive prompts (drafts hit) and random ones, varied lengths. */
@@ -424,25 +363,23 @@ static int prompt_for(int i, int32_t *pr, int V)
     return len;
 }
 
+/* gu_sched_run's delta callback: request i's tokens (choice 0) into out[i]. */
+static void gen_collect(void *ctx, int i, const struct sched_delta *d)
+{
+    struct gen_out *o = (struct gen_out *)ctx + i;
+    const struct sched_choice_delta *cd = &d->choices[0];
+    ck_assert_int_le(o->n + cd->num_tokens, MT_MAX);
+    memcpy(o->tok + o->n, cd->tokens, 4 * (size_t)cd->num_tokens);
+    o->n += cd->num_tokens;
+}
+
 /* All nr requests through a fresh scheduler on engine e (stepped on this
  * thread); returns the stats. */
 static void sched_run(struct engine *e, int k, int nr, int mt, struct gen_out *out,
                       struct sched_stats *st)
 {
-    char err[256];
-    struct sched_config c;
-    sched_config_init(&c);
-    c.eng = e;
-    c.max_num_seqs = nr < 16 ? nr : 16;
-    c.max_num_batched_tokens = 48; /* prefill chunks, decodes and verify rows share steps */
-    c.max_model_len = 256;
-    c.default_seed = 5;
-    c.log_requests = false;
-    c.num_speculative_tokens = k;
-    c.ngram_min = 1;
-    c.ngram_max = 3;
-    struct sched *s = sched_create(&c, err, sizeof err);
-    ck_assert_msg(s != NULL, "%s", err);
+    /* max_num_batched_tokens 48: prefill chunks, decodes and verify rows share steps */
+    struct sched *s = gu_sched_create(e, k, nr < 16 ? nr : 16, 48, 256);
     struct sched_request *rs[NR_MAX];
     int32_t pr[64];
     for (int i = 0; i < nr; i++) {
@@ -463,34 +400,10 @@ static void sched_run(struct engine *e, int k, int nr, int mt, struct gen_out *o
             ps.sampling.logit_bias = bias;
             ps.sampling.num_logit_bias = pr[0] == pr[1] || pr[1] == pr[2] || pr[0] == pr[2] ? 1 : 3;
         }
-        rs[i] = sched_request_create(&ps);
-        ck_assert_ptr_nonnull(rs[i]);
-        ck_assert_msg(sched_submit(s, rs[i], err, sizeof err) == 0, "%s", err);
+        rs[i] = gu_sched_submit(s, &ps);
         memset(&out[i], 0, sizeof out[i]);
     }
-    for (int steps = 0;; steps++) {
-        int all = 1;
-        for (int i = 0; i < nr; i++)
-            all = all && out[i].done;
-        if (all)
-            break;
-        ck_assert_int_lt(steps, 5000);
-        ck_assert_int_ge(sched_step_sync(s), 0);
-        ck_assert_msg(sched_check_invariants(s, err, sizeof err) == 0, "step %d: %s", steps, err);
-        for (int i = 0; i < nr; i++) {
-            struct sched_delta d;
-            if (sched_request_drain(rs[i], &d) != 1)
-                continue;
-            struct sched_choice_delta *cd = &d.choices[0];
-            ck_assert_int_le(out[i].n + cd->num_tokens, MT_MAX);
-            memcpy(out[i].tok + out[i].n, cd->tokens, 4 * (size_t)cd->num_tokens);
-            out[i].n += cd->num_tokens;
-            ck_assert_msg(d.error == 0, "request %d failed: %s", i, d.error_msg);
-            if (d.done)
-                out[i].done = 1;
-            sched_delta_fini(&d);
-        }
-    }
+    gu_sched_run(s, rs, nr, 5000, gen_collect, out);
     sched_get_stats(s, st);
     ck_assert_int_eq(st->kv_blocks_used, 0);
     ck_assert_int_eq(st->slots_used, 0);
@@ -526,14 +439,13 @@ static double gap_after(struct engine *e, int i, const struct gen_out *o, int k,
 START_TEST(test_spec_sched_greedy_identity)
 {
     struct pair p;
-    gu_seed(3103);
     int nr = gu_emulated() ? 6 : NR_MAX, mt = gu_emulated() ? 12 : MT_MAX;
     /* 16 sequences + 1+4 spec slots each, generous KV */
-    pair_open(&p, GU_CFG_TINY, 34, 0, 16 * 6, 16 * 17, 512);
+    pair_open(&p, 3103, GU_CFG_TINY, 34, 0, 16 * 6, 16 * 17, 512);
     static struct gen_out base[NR_MAX], spec[NR_MAX];
     struct sched_stats sb, ss;
-    sched_run(p.gpu, 0, nr, mt, base, &sb);
-    sched_run(p.gpu, 4, nr, mt, spec, &ss);
+    sched_run(p.e.gpu, 0, nr, mt, base, &sb);
+    sched_run(p.e.gpu, 4, nr, mt, spec, &ss);
     ck_assert_uint_eq(sb.spec_draft_tokens_total, 0);
     ck_assert_uint_gt(ss.spec_draft_tokens_total, 0);
     ck_assert_uint_gt(ss.spec_accepted_tokens_total, 0);
@@ -547,7 +459,7 @@ START_TEST(test_spec_sched_greedy_identity)
             same++;
             continue;
         }
-        double g = gap_after(p.gpu, i, &base[i], k, base[i].tok[k], spec[i].tok[k]);
+        double g = gap_after(p.e.gpu, i, &base[i], k, base[i].tok[k], spec[i].tok[k]);
         printf("  request %d: differs at token %d (%d vs %d), logit gap there %.4f\n", i, k,
                base[i].tok[k], spec[i].tok[k], g);
         ck_assert_msg(g < 0.05, "request %d: greedy outputs differ at token %d (%d without, %d "

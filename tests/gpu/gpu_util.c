@@ -6,8 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/cuda/cuda_backend.h"
+#include "engine/engine.h"
 #include "kernels/cpu/gdn_recurrent.h"
 #include "kernels/cpu/l2norm.h"
+#include "scheduler/sched.h"
+#include "scheduler/sched_internal.h"
 #include "tests/unit/util_st_writer.h"
 
 static void **g_ptrs;
@@ -290,4 +294,131 @@ void gu_random_model(const char *json, uint32_t seed, struct cfg_model *cfg,
     ck_assert_int_eq(stw_write(sw, path, NULL), 0);
     stw_destroy(sw);
     ck_assert_msg(eng_weights_load(w, cfg, dir, err, sizeof err) == 0, "%s", err);
+}
+
+void gu_pair_open(struct gu_pair *p, uint64_t rng_seed, const char *json, uint32_t seed,
+                  const struct gu_pair_shape *sh)
+{
+    char err[256];
+    memset(p, 0, sizeof *p);
+    gu_seed(rng_seed);
+    gu_random_model(json, seed, &p->cfg, &p->w, p->dir, sizeof p->dir);
+    struct eng_memory mem = {.num_kv_blocks = sh->kv_blocks, .block_size = 16,
+                             .num_state_slots = sh->state_slots};
+    p->cpu = eng_create(&p->cfg, &p->w, &eng_backend_cpu, &mem, err, sizeof err);
+    ck_assert_msg(p->cpu != NULL, "%s", err);
+    struct eng_cuda_options o;
+    eng_cuda_default_options(&o);
+    /* step sizes (the workspace), then the lm_head chunk and the state dtype */
+    o.max_tokens = sh->max_tokens, o.max_seqs = sh->max_seqs;
+    o.max_blocks_per_seq = sh->max_blocks_per_seq;
+    o.max_logits = sh->max_logits, o.ssm_state_bf16 = sh->ssm_state_bf16;
+    eng_cuda_set_options(&o);
+    p->gpu = eng_create(&p->cfg, &p->w, &eng_backend_cuda, &mem, err, sizeof err);
+    ck_assert_msg(p->gpu != NULL, "%s", err);
+    p->V = p->cfg.vocab_size;
+}
+
+void gu_pair_close(struct gu_pair *p)
+{
+    eng_destroy(p->gpu);
+    eng_destroy(p->cpu);
+    eng_weights_free(&p->w);
+    stw_rmtree(p->dir);
+}
+
+int gu_argmax(const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b])
+            b = i;
+    return b;
+}
+
+void gu_compare_logits(struct gu_row_stats *st, const float *a, const float *b, int V,
+                       double lp_tol, double rel_tol, const char *what, int r)
+{
+    double ma = -1e30, mb = -1e30, sa = 0, sb = 0, num = 0, den = 0;
+    for (int v = 0; v < V; v++) {
+        ck_assert_msg(isfinite(b[v]), "%s row %d: GPU logit %d not finite", what, r, v);
+        ma = fmax(ma, a[v]);
+        mb = fmax(mb, b[v]);
+        num += (double)(a[v] - b[v]) * (a[v] - b[v]);
+        den += (double)a[v] * a[v];
+    }
+    for (int v = 0; v < V; v++) {
+        sa += exp(a[v] - ma);
+        sb += exp(b[v] - mb);
+    }
+    int ta = gu_argmax(a, V), tb = gu_argmax(b, V);
+    double dl = fabs((a[ta] - ma - log(sa)) - (b[ta] - mb - log(sb)));
+    double rel = sqrt(num) / fmax(sqrt(den), 1e-30);
+    st->rows++;
+    st->max_lp = fmax(st->max_lp, dl);
+    st->max_rel = fmax(st->max_rel, rel);
+    if (ta == tb) {
+        st->agree++;
+    } else {
+        st->ties++;
+        ck_assert_msg(a[ta] - a[tb] < 2 * lp_tol,
+                      "%s row %d: top-1 differs (%d vs %d) without a near-tie (gap %.4f)", what,
+                      r, ta, tb, a[ta] - a[tb]);
+    }
+    ck_assert_msg(dl <= lp_tol, "%s row %d: |dlogp| %.4f > %.3f", what, r, dl, lp_tol);
+    ck_assert_msg(rel <= rel_tol, "%s row %d: rel err %.4f > %.3f", what, r, rel, rel_tol);
+}
+
+struct sched *gu_sched_create(struct engine *e, int k, int max_seqs, int max_batched_tokens,
+                              int max_model_len)
+{
+    char err[256];
+    struct sched_config c;
+    sched_config_init(&c);
+    c.eng = e;
+    c.max_num_seqs = max_seqs, c.max_num_batched_tokens = max_batched_tokens;
+    c.max_model_len = max_model_len;
+    c.default_seed = 5, c.log_requests = false;
+    c.num_speculative_tokens = k, c.ngram_min = 1, c.ngram_max = 3; /* n-gram drafts */
+    struct sched *s = sched_create(&c, err, sizeof err);
+    ck_assert_msg(s != NULL, "%s", err);
+    return s;
+}
+
+struct sched_request *gu_sched_submit(struct sched *s, const struct sched_params *ps)
+{
+    char err[256];
+    struct sched_request *r = sched_request_create(ps);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_msg(sched_submit(s, r, err, sizeof err) == 0, "%s", err);
+    return r;
+}
+
+void gu_sched_run(struct sched *s, struct sched_request *const *rs, int nr, int max_steps,
+                  void (*on_delta)(void *ctx, int i, const struct sched_delta *d), void *ctx)
+{
+    char err[256];
+    int *done = calloc(nr > 0 ? (size_t)nr : 1, sizeof *done);
+    ck_assert(done != NULL);
+    for (int steps = 0;; steps++) {
+        int all = 1;
+        for (int i = 0; i < nr; i++)
+            all = all && done[i];
+        if (all)
+            break;
+        ck_assert_int_lt(steps, max_steps);
+        ck_assert_int_ge(sched_step_sync(s), 0);
+        ck_assert_msg(sched_check_invariants(s, err, sizeof err) == 0, "step %d: %s", steps, err);
+        for (int i = 0; i < nr; i++) {
+            struct sched_delta d;
+            if (sched_request_drain(rs[i], &d) != 1)
+                continue;
+            ck_assert_msg(d.error == 0, "request %d failed: %s", i, d.error_msg);
+            on_delta(ctx, i, &d);
+            if (d.done)
+                done[i] = 1;
+            sched_delta_fini(&d);
+        }
+    }
+    free(done);
 }

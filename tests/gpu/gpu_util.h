@@ -1,8 +1,11 @@
 /* tests/gpu/gpu_util.h: helpers for the GPU tests: poisoned device buffers,
  * uploads/downloads, random inputs, bf16 rounding, the relative-error
  * measure ||out - ref|| / ||ref|| that every check uses, the random GDN
- * varlen batch with its CPU reference (gpu_kernels, gpu_chunk) and the
- * random test checkpoints.
+ * varlen batch with its CPU reference (gpu_kernels, gpu_chunk), the
+ * random test checkpoints, and the whole-model plumbing the model-level suites
+ * share (gpu_model, gpu_spec, gpu_sample): one checkpoint on the CPU and the
+ * CUDA backend, the logits-row comparison, and a scheduler driven to
+ * completion on the test thread.
  *
  * Test-only, single-threaded (the GPU tests run in CK_NOFORK mode).
  */
@@ -17,6 +20,12 @@
 
 #include "engine/config.h"
 #include "engine/weights.h"
+
+struct engine;
+struct sched;
+struct sched_delta;
+struct sched_params;
+struct sched_request;
 
 /* cudaMalloc'd, filled with 0xFF bytes (NaN as fp32 and bf16) so an element
  * a kernel never writes shows as NaN; freed by gu_free_all. */
@@ -109,6 +118,62 @@ extern const char *const GU_CFG_WIDE;
  * Fails the test on any error. */
 void gu_random_model(const char *json, uint32_t seed, struct cfg_model *cfg,
                      struct eng_weights *w, char *dir, size_t cap);
+
+/* One random checkpoint (gu_random_model) on both backends: the CPU
+ * reference engine and the CUDA engine, over the same eng_memory (block size
+ * 16). The pair owns the weights, both engines and the checkpoint's temp dir;
+ * gu_pair_close frees them all. */
+struct gu_pair {
+    struct cfg_model cfg;
+    struct eng_weights w;
+    struct engine *cpu, *gpu;
+    char dir[256];
+    int V; /* cfg.vocab_size */
+};
+struct gu_pair_shape {
+    int kv_blocks, state_slots; /* eng_memory of both engines */
+    /* eng_cuda_options (the rest at their defaults) */
+    int max_tokens, max_seqs, max_blocks_per_seq, max_logits, ssm_state_bf16;
+};
+/* gu_seed(rng_seed) (the tests' gu_* draws start there), then the checkpoint
+ * from json and seed, then both engines (the CUDA options are set globally
+ * with eng_cuda_set_options first). Fails the test on any error. */
+void gu_pair_open(struct gu_pair *p, uint64_t rng_seed, const char *json, uint32_t seed,
+                  const struct gu_pair_shape *sh);
+void gu_pair_close(struct gu_pair *p);
+
+/* First index of the largest of x[0..n). */
+int gu_argmax(const float *x, int n);
+
+/* Logits-row agreement, accumulated over rows. */
+struct gu_row_stats {
+    int rows, agree, ties;   /* top-1 the same / different at a near-tie */
+    double max_lp, max_rel;  /* largest |dlogp| and relative L2 error seen */
+};
+/* One logits row b [V] (the GPU's) against the reference a [V]: every logit of
+ * b finite, the log-softmax error at the reference's top token <= lp_tol, the
+ * relative L2 error of the row <= rel_tol, and the same top-1 token unless the
+ * reference's own gap between the two is < 2 * lp_tol (a near-tie). Updates
+ * *st; fails the test otherwise, naming the row as "<what> row <r>". */
+void gu_compare_logits(struct gu_row_stats *st, const float *a, const float *b, int V,
+                       double lp_tol, double rel_tol, const char *what, int r);
+
+/* A scheduler over e, stepped by the test thread (sched_step_sync): the given
+ * max_num_seqs, max_num_batched_tokens and max_model_len, default seed 5, no
+ * request log, k speculative tokens from n-gram drafts of 1..3 tokens. Fails
+ * the test when creation fails; the caller sched_destroys it. */
+struct sched *gu_sched_create(struct engine *e, int k, int max_seqs, int max_batched_tokens,
+                              int max_model_len);
+/* sched_request_create + sched_submit; fails the test on error. The caller
+ * releases the returned reference (sched_request_release). */
+struct sched_request *gu_sched_submit(struct sched *s, const struct sched_params *ps);
+/* Steps s until every request rs[0..nr) is done, at most max_steps steps,
+ * checking the scheduler's invariants after each. Every delta drained is
+ * checked error-free, then handed to on_delta(ctx, i, d) (request i), then
+ * finalized. Fails the test on a step error, a broken invariant, a failed
+ * request or running out of steps. */
+void gu_sched_run(struct sched *s, struct sched_request *const *rs, int nr, int max_steps,
+                  void (*on_delta)(void *ctx, int i, const struct sched_delta *d), void *ctx);
 
 Suite *gpu_kernels_suite(void);
 Suite *gpu_attn_suite(void);

@@ -436,13 +436,21 @@ static int bench_gemm(struct cu_impl *m, const char *name, const uint16_t *W, in
     if (cudaMalloc((void **)&g.X, (size_t)N * K * 2) || cudaMalloc((void **)&g.Y, (size_t)N * M * 4))
         return -ENOMEM;
     kern_fill_uniform_bf16(g.X, (size_t)N * K, 12, -1, 1, m->stream);
-    double ms = ev_time(m->stream, 20, gemm_fn, &g);
-    char shape[64], note[96];
-    snprintf(shape, sizeof shape, "%dx%d T=%d", M, K, N);
-    double bytes = (double)M * K * 2 + (double)N * K * 2 + (double)N * M * 4;
-    snprintf(note, sizeof note, "(%.2f TB/s, %.0f TFLOP/s)", bytes / (ms * 1e-3) / 1e12,
-             2.0 * M * K * N / (ms * 1e-3) / 1e12);
-    emit(name, shape, ms * 1e3, "us", note);
+    /* decode-sized calls run our GEMV; time cuBLASLt on them too */
+    int ways = N <= m->gemm.gemv_max_t ? 2 : 1, keep = m->gemm.gemv_max_t;
+    for (int w = 0; w < ways; w++) {
+        m->gemm.gemv_max_t = w ? 0 : keep;
+        double ms = ev_time(m->stream, 20, gemm_fn, &g);
+        char shape[64], note[96], nm[96];
+        snprintf(shape, sizeof shape, "%dx%d T=%d", M, K, N);
+        double bytes = (double)M * K * 2 + (double)N * K * 2 + (double)N * M * 4;
+        snprintf(note, sizeof note, "(%.2f TB/s, %.0f TFLOP/s%s)", bytes / (ms * 1e-3) / 1e12,
+                 2.0 * M * K * N / (ms * 1e-3) / 1e12,
+                 ways == 1 ? "" : w ? ", cuBLASLt" : ", our GEMV");
+        snprintf(nm, sizeof nm, "%s%s", name, w ? " (cuBLASLt)" : "");
+        emit(nm, shape, ms * 1e3, "us", note);
+    }
+    m->gemm.gemv_max_t = keep;
     cudaFree(g.X), cudaFree(g.Y);
     return 0;
 }
@@ -621,10 +629,11 @@ int bench_main(int argc, char **argv)
                  bench_attn(m, 256, 1, 1024) || bench_attn(m, 1, 8192, 0) ||
                  bench_attn(m, 16, 512, 0);
         const struct cu_layer *g0 = &m->layers[0], *a0 = &m->layers[3];
-        int Ts[3] = {1, 64, 8192};
-        for (int i = 0; i < 3 && !rc; i++) {
+        int Ts[4] = {1, 8, 64, 8192};
+        for (int i = 0; i < 4 && !rc; i++) {
             rc = bench_gemm(m, "gemm: GDN in-proj [q;k;v;g;a;b]", g0->w_in, m->gdn_in_rows, m->C,
                             Ts[i]) ||
+                 bench_gemm(m, "gemm: GDN out", g0->w_o, m->C, m->VD, Ts[i]) ||
                  bench_gemm(m, "gemm: MLP [gate;up]", g0->w_gu, 2 * m->F, m->C, Ts[i]) ||
                  bench_gemm(m, "gemm: MLP down", g0->w_down, m->C, m->F, Ts[i]) ||
                  bench_gemm(m, "gemm: attn [q;k;v]", a0->w_in, m->attn_in_rows, m->C, Ts[i]) ||

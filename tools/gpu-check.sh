@@ -7,7 +7,7 @@
 # file, OUTDIR/gpu-logs.tgz (the device tool returns only a few files, and
 # whatever a step leaves before a time-out still comes back). Used with the
 # device tool; CI has no GPU and never runs this.
-#   tools/gpu-check.sh OUTDIR [test|bench|spec|fla|memcheck|serve|refs]...
+#   tools/gpu-check.sh OUTDIR [test|bench|spec|fla|memcheck|serve|refs|profile]...
 #   (default: test memcheck bench fla serve; T_TEST, T_BENCH, T_FLA override
 #   those steps' time limits so that several fit in one device call)
 set -o pipefail
@@ -42,7 +42,9 @@ if ! pkg-config --exists libmicrohttpd libcjson libuv libpcre2-8 check 2>/dev/nu
         sys=$(ldconfig -p | grep -E "[[:space:]]$(basename $l)\.[0-9]+ " | head -1 | sed 's/.*=> //')
         [ -n "$sys" ] && ln -sf "$sys" "$l"
     done
-    for pc in $(find $P -name '*.pc'); do sed -i "s|^prefix=/usr|prefix=$P/usr|" $pc; done
+    # Requires.private names packages (gnutls, ...) whose .pc the image may
+    # lack: static-link metadata we never use, and it fails every query
+    for pc in $(find $P -name '*.pc'); do sed -i -e "s|^prefix=/usr|prefix=$P/usr|" -e "/^Requires.private/d" $pc; done
     command -v pkg-config > /dev/null || ln -sf $P/usr/bin/pkgconf $P/bin/pkg-config
     export PATH=$P/bin:$PATH LD_LIBRARY_PATH=$P/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
     export PKG_CONFIG_PATH=$P/usr/lib/x86_64-linux-gnu/pkgconfig:$P/usr/share/pkgconfig
@@ -105,6 +107,18 @@ for s in $steps; do
             | tail -c 300; echo
         curl -s localhost:18123/metrics | grep -E "^deltaserve:(num_requests|generation_tokens)" | head -5
         kill -INT $sp; wait $sp; echo "server rc=$?"; grep -E "device|plan|error" "$OUT/serve.log" | head -8 ;;
+    profile)
+        # where a decode step's time goes: nsys kernel summary of a B=1 bench
+        if command -v nsys > /dev/null; then
+            timeout 120 nsys profile -o /tmp/decode --force-overwrite true -t cuda \
+                $BENCH --decode-batches 1 --skip-kernels --iters 20 > "$OUT/profile.log" 2>&1
+            echo "nsys rc=$?"
+            nsys stats --report cuda_gpu_kern_sum --format csv -o "$OUT/decode" /tmp/decode.nsys-rep \
+                >> "$OUT/profile.log" 2>&1
+            head -40 "$OUT"/decode_cuda_gpu_kern_sum.csv 2>/dev/null | cut -c1-220
+        else
+            echo "profile: no nsys on this machine"
+        fi ;;
     refs)
         PYTHONUNBUFFERED=1 timeout 200 python3 tools/make_fixtures.py --bundled-refs --out "$OUT" \
             > "$OUT/refs.log" 2>&1; echo "refs rc=$?"; tail -3 "$OUT/refs.log" ;;

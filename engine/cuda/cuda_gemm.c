@@ -5,7 +5,9 @@
  * (K x M, op T), B = X (K x N), D = Y (M x N), fp32 accumulation, fp32 or
  * bf16 output; accumulate = 1 adds into Y (beta = 1), which fuses residual
  * adds into the GEMM. Heuristic results are cached per shape in a small ring
- * so steady-state steps (and CUDA-graph capture) do no planning.
+ * so steady-state steps (and CUDA-graph capture) do no planning. Decode-sized
+ * calls (N <= gemv_max_t tokens, fp32 out) go to kern_gemv instead: a pure
+ * weight stream, faster there than cuBLASLt's picks (kernels/cuda/gemv.h).
  *
  * Threads: engine thread only.
  */
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "engine/cuda/cuda_internal.h"
+#include "kernels/cuda/gemv.h"
 
 #define LT_CHECK(expr)                                                                   \
     do {                                                                                 \
@@ -28,6 +31,7 @@ int cu_gemm_init(struct cu_gemm *g, size_t ws_bytes)
     memset(g, 0, sizeof *g);
     LT_CHECK(cublasLtCreate(&g->h));
     g->ws_bytes = ws_bytes;
+    g->gemv_max_t = KERN_GEMV_MAX_T;
     CU_CHECK(cudaMalloc(&g->ws, ws_bytes));
     return 0;
 }
@@ -101,6 +105,15 @@ int cu_gemm_run(struct cu_gemm *g, const uint16_t *W, const uint16_t *X, void *Y
         return 0;
     if (accumulate && out_bf16)
         return -EINVAL;
+    if (!out_bf16 && N <= g->gemv_max_t && kern_gemv_ok(W, X, M, N, K)) {
+        int e = kern_gemv(W, X, (float *)Y, M, N, K, accumulate, s);
+        if (e) {
+            LOG_ERROR("cuda: kern_gemv M=%d N=%d K=%d failed: %s", M, N, K,
+                      cudaGetErrorString((cudaError_t)e));
+            return -EIO;
+        }
+        return 0;
+    }
     struct cu_gemm_plan *p = NULL;
     for (int i = 0; i < CU_GEMM_PLANS; i++) {
         struct cu_gemm_plan *q = &g->plans[i];

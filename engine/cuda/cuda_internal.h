@@ -41,11 +41,16 @@ struct cu_gemm {
     size_t ws_bytes;
     struct cu_gemm_plan plans[CU_GEMM_PLANS];
     int next;            /* ring replacement */
+    /* fp32-output calls with N <= gemv_max_t tokens go to kern_gemv
+     * (kernels/cuda/gemv.h) instead of cuBLASLt; KERN_GEMV_MAX_T by default,
+     * 0 sends everything to cuBLASLt (the bench times both) */
+    int gemv_max_t;
 };
 int cu_gemm_init(struct cu_gemm *g, size_t ws_bytes);
 void cu_gemm_fini(struct cu_gemm *g);
 /* W bf16 (M, K) row-major; X bf16 (N, K); Y fp32 or bf16 (N, M).
- * accumulate: Y += result (fp32 Y only). Returns 0 or -EIO. */
+ * accumulate: Y += result (fp32 Y only). Returns 0 or -EIO. Few-token fp32
+ * calls run our GEMV (see gemv_max_t), the rest cuBLASLt. */
 int cu_gemm_run(struct cu_gemm *g, const uint16_t *W, const uint16_t *X, void *Y, int out_bf16,
                 int M, int N, int K, int accumulate, cudaStream_t s);
 

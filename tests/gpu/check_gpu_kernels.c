@@ -391,10 +391,16 @@ START_TEST(test_gemm)
 {
     struct cu_gemm g;
     ck_assert_int_eq(cu_gemm_init(&g, (size_t)32 << 20), 0);
+    /* N <= KERN_GEMV_MAX_T runs our GEMV (fp32 out), the rest and the bf16
+     * outputs cuBLASLt: both paths, odd M (a clamped last row pair), K not a
+     * multiple of the GEMV's 1024-element stride, and every T up to 8 */
     int shapes[][3] = {{3840, 1, 3840}, {17340, 7, 3840}, {3840, 5, 11008}, {22016, 3, 3840},
-                       {100352, 2, 3840}, {96, 33, 64}};
-    for (int si = 0; si < 6; si++) {
+                       {100352, 2, 3840}, {96, 33, 64}, {4099, 8, 5760}, {33, 4, 24},
+                       {5, 6, 8}, {3841, 2, 4096}, {17, 9, 64}};
+    for (int si = 0; si < 11; si++) {
         int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        if (gu_emulated() && M > 8192)
+            M = 8191; /* the emulator runs every GEMV lane as a fiber */
         gu_seed(900 + si);
         size_t nw = (size_t)M * K, nx = (size_t)N * K, ny = (size_t)N * M;
         float *w = F(nw), *x = F(nx), *y0 = F(ny), *ref = F(ny), *got = F(ny);

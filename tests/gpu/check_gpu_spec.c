@@ -251,8 +251,8 @@ static void run_spec_mixed(struct pair *p, int iters)
             }
         }
         lg = run_both(p, s, b);
-        int r = 0;
-        for (int i = 0; i < NSEQ; i++) {
+        int r = 0, tt = 0; /* logits row, first token of sequence i */
+        for (int i = 0; i < NSEQ; i++, tt += b->n[i - 1]) {
             int verify = i >= 2 && i < 2 + NVER;
             if (!verify) {
                 next[i] = gu_argmax(lg + (size_t)r * p->e.V, p->e.V);
@@ -268,8 +268,13 @@ static void run_spec_mixed(struct pair *p, int iters)
             snprintf(what, sizeof what, "step %d verify seq %d own slot", it, i);
             compare_state(p, s[i].slot, s[i].slot, what);
             /* the tolerance tells neighbours apart: the snapshot after token
-             * j is far from the reference's after token j+1 */
+             * j is far from the reference's after token j+1. Not where token
+             * j+1 repeats token j: feeding the same k, v again moves the
+             * delta-rule state only a little (on the H100, 4.95e-2 against
+             * twice the 4e-2 tolerance), so such a pair proves nothing either way. */
             for (int j = 0; j + 1 < b->n[i]; j++) {
+                if (b->tok[tt + j + 1] == b->tok[tt + j])
+                    continue;
                 int nan, l;
                 double e = state_err(p, s[i].spec[j + 1], s[i].spec[j], &nan, &l);
                 ck_assert_msg(e > 2 * p->state_tol, "step %d seq %d: snapshots %d and %d only "

@@ -37,6 +37,9 @@ uint64_t emu_shfl_u64(uint64_t v, int src_lane, int xor_mode);
 #define EMU_FENCE() asm volatile("" ::: "memory")
 static inline void __syncthreads(void) { EMU_FENCE(); emu_syncthreads(); EMU_FENCE(); }
 static inline void __syncwarp(unsigned m = 0xffffffffu) { (void)m; EMU_FENCE(); emu_syncwarp(); EMU_FENCE(); }
+/* read-only / streaming load hints: plain loads here */
+template <class T> static inline T __ldg(const T *p) { return *p; }
+template <class T> static inline T __ldcs(const T *p) { return *p; }
 template <class T> static inline T __shfl_xor_sync(unsigned, T v, int o)
 {
     uint64_t u = 0;

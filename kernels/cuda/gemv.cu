@@ -1,0 +1,112 @@
+/* kernels/cuda/gemv.cu: few-token bf16 GEMV; contract and reasons in gemv.h. */
+#include "kernels/cuda/gemv.h"
+#include "kernels/cuda/kern_util.h"
+
+#define GV_WARPS 8 /* warps per block */
+#define GV_R 2     /* weight rows per warp */
+#define GV_U 4     /* 16-byte loads per lane per row in flight */
+
+/* dot of 8 bf16 pairs packed in two uint4s, added to acc */
+static __device__ __forceinline__ float gv_dot8(uint4 a, uint4 b, float acc)
+{
+    const uint32_t *x = (const uint32_t *)&a, *y = (const uint32_t *)&b;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        acc = fmaf(__uint_as_float(x[i] << 16), __uint_as_float(y[i] << 16), acc);
+        acc = fmaf(__uint_as_float(x[i] & 0xffff0000u), __uint_as_float(y[i] & 0xffff0000u), acc);
+    }
+    return acc;
+}
+
+template <int T>
+static __global__ void __launch_bounds__(GV_WARPS * 32)
+gemv_kernel(const uint4 *__restrict__ W, const uint4 *__restrict__ X, float *__restrict__ Y,
+            int M, int K8, int accumulate)
+{
+    const int lane = threadIdx.x & 31;
+    const int m0 = (blockIdx.x * GV_WARPS + (threadIdx.x >> 5)) * GV_R;
+    if (m0 >= M)
+        return;
+    const uint4 *w[GV_R];
+#pragma unroll
+    for (int r = 0; r < GV_R; r++)
+        w[r] = W + (size_t)(m0 + r < M ? m0 + r : M - 1) * K8; /* a clamped duplicate row */
+    float acc[GV_R][T];
+#pragma unroll
+    for (int r = 0; r < GV_R; r++)
+#pragma unroll
+        for (int t = 0; t < T; t++)
+            acc[r][t] = 0.0f;
+    for (int k = lane; k < K8; k += 32 * GV_U) {
+        uint4 wv[GV_U][GV_R];
+#pragma unroll
+        for (int u = 0; u < GV_U; u++)
+#pragma unroll
+            for (int r = 0; r < GV_R; r++)
+                if (k + 32 * u < K8)
+                    wv[u][r] = __ldcs(w[r] + k + 32 * u); /* streamed once: evict first */
+#pragma unroll
+        for (int u = 0; u < GV_U; u++)
+            if (k + 32 * u < K8) {
+#pragma unroll
+                for (int t = 0; t < T; t++) {
+                    uint4 xv = __ldg(X + (size_t)t * K8 + k + 32 * u);
+#pragma unroll
+                    for (int r = 0; r < GV_R; r++)
+                        acc[r][t] = gv_dot8(wv[u][r], xv, acc[r][t]);
+                }
+            }
+    }
+#pragma unroll
+    for (int r = 0; r < GV_R; r++)
+#pragma unroll
+        for (int t = 0; t < T; t++) {
+            float v = acc[r][t];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1)
+                v += __shfl_xor_sync(0xffffffffu, v, o);
+            acc[r][t] = v;
+        }
+    /* lane r*T + t stores output (t, m0 + r) */
+#pragma unroll
+    for (int r = 0; r < GV_R; r++)
+#pragma unroll
+        for (int t = 0; t < T; t++)
+            if (lane == r * T + t && m0 + r < M) {
+                float *yp = Y + (size_t)t * M + m0 + r;
+                *yp = accumulate ? *yp + acc[r][t] : acc[r][t];
+            }
+}
+
+extern "C" int kern_gemv_ok(const void *W, const void *X, int M, int T, int K)
+{
+    return M > 0 && T >= 1 && T <= KERN_GEMV_MAX_T && K > 0 && K % 8 == 0 &&
+           ((uintptr_t)W & 15) == 0 && ((uintptr_t)X & 15) == 0;
+}
+
+extern "C" int kern_gemv(const uint16_t *W, const uint16_t *X, float *Y, int M, int T, int K,
+                         int accumulate, cudaStream_t s)
+{
+    if (!kern_gemv_ok(W, X, M, T, K))
+        return (int)cudaErrorInvalidValue;
+    int rows_per_block = GV_WARPS * GV_R;
+    dim3 grid((M + rows_per_block - 1) / rows_per_block);
+    const uint4 *w = (const uint4 *)W, *x = (const uint4 *)X;
+    int K8 = K / 8;
+    switch (T) {
+#define GV_CASE(n)                                                                   \
+    case n:                                                                          \
+        gemv_kernel<n><<<grid, GV_WARPS * 32, 0, s>>>(w, x, Y, M, K8, accumulate); \
+        break
+        GV_CASE(1);
+        GV_CASE(2);
+        GV_CASE(3);
+        GV_CASE(4);
+        GV_CASE(5);
+        GV_CASE(6);
+        GV_CASE(7);
+        GV_CASE(8);
+#undef GV_CASE
+    }
+    return KU_LAUNCH_RESULT();
+}

@@ -1,0 +1,36 @@
+/* kernels/cuda/gemv.h: bf16 weight-streaming GEMV for the few-token case
+ * (decode steps): Y (T, M) [+]= X (T, K) . W (M, K)^T with T <= 8, fp32
+ * accumulation and fp32 output, the same contract as cu_gemm_run's fp32
+ * path (engine/cuda/cuda_gemm.c), which sends such shapes here.
+ *
+ * Why: at T = 1 the step is a pass over every weight byte, and cuBLASLt's
+ * choices reached 1.4-2.8 TB/s on the H100 depending on the shape (1.37 TB/s
+ * for the 17340-row GDN in-projection), against ~3 TB/s a plain stream gets.
+ * Here each warp owns two weight rows and streams them in 16-byte loads,
+ * four per lane in flight per row, the X rows coming from L1/L2; dot
+ * products in fp32, a warp shuffle reduction, one store per output.
+ * Bytes: M*K*2 (W) + T*K*2 (X) + T*M*4 (Y); FLOPs 2*M*K*T: bandwidth-bound
+ * far beyond T = 8 on Hopper, but X's L1 traffic grows with T, hence the cap.
+ *
+ * Requires K % 8 == 0 and W, X 16-byte aligned (every projection of the
+ * supported models; kern_gemv_ok says whether a call qualifies). Called from
+ * the engine thread; asynchronous on the stream; capturable in a graph. */
+#ifndef DS_KERNELS_CUDA_GEMV_H
+#define DS_KERNELS_CUDA_GEMV_H
+#include <stdint.h>
+#include <cuda_runtime_api.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+#define KERN_GEMV_MAX_T 8
+
+/* 1 when kern_gemv can run this shape and these pointers. */
+int kern_gemv_ok(const void *W, const void *X, int M, int T, int K);
+/* W bf16 (M, K) row-major, X bf16 (T, K), Y fp32 (T, M); accumulate: Y +=.
+ * Returns 0 or a cudaError_t value (cudaErrorInvalidValue if !kern_gemv_ok). */
+int kern_gemv(const uint16_t *W, const uint16_t *X, float *Y, int M, int T, int K,
+              int accumulate, cudaStream_t s);
+#ifdef __cplusplus
+}
+#endif
+#endif

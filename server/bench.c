@@ -44,6 +44,7 @@ int bench_main(int argc, char **argv)
 #include "kernels/cuda/cast.h"
 #include "kernels/cuda/gdn_chunk.h"
 #include "kernels/cuda/gdn_recurrent.h"
+#include "kernels/cuda/gemv.h"
 
 static FILE *g_json;
 
@@ -204,21 +205,31 @@ static int bench_prefill(struct bench_ctx *b, int N, int L, int reps)
 }
 
 /* ---- per kernel ---- */
+/* Mean ms of reps calls of fn after one warm-up call, or -1 (and the CUDA
+ * error printed) when a call fails or the device reports an error: a failed
+ * kernel must never be timed as if it ran. */
 static double ev_time(cudaStream_t s, int reps, int (*fn)(void *), void *arg)
 {
     cudaEvent_t e0, e1;
     cudaEventCreate(&e0);
     cudaEventCreate(&e1);
-    fn(arg);
+    int rc = fn(arg);
     cudaEventRecord(e0, s);
-    for (int i = 0; i < reps; i++)
-        fn(arg);
+    for (int i = 0; i < reps && !rc; i++)
+        rc = fn(arg);
     cudaEventRecord(e1, s);
-    cudaEventSynchronize(e1);
-    float ms;
-    cudaEventElapsedTime(&ms, e0, e1);
+    cudaError_t ce = cudaEventSynchronize(e1);
+    float ms = 0;
+    if (ce == cudaSuccess)
+        ce = cudaEventElapsedTime(&ms, e0, e1);
+    if (ce == cudaSuccess)
+        ce = cudaGetLastError();
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
+    if (rc || ce != cudaSuccess) {
+        fprintf(stderr, "bench: timed call failed: rc %d, %s\n", rc, cudaGetErrorString(ce));
+        return -1.0;
+    }
     return ms / reps;
 }
 
@@ -264,6 +275,8 @@ static int bench_gdn(struct cu_impl *m, int N, int L, int bf16)
     else
         kern_fill_uniform_f32(a.state, N * se, 8, -0.1f, 0.1f, m->stream);
     double ms = ev_time(m->stream, L == 1 ? 50 : 3, gdn_fn, &a);
+    if (ms < 0)
+        return -EIO;
     char shape[64];
     snprintf(shape, sizeof shape, "%dx%d%s", N, L, bf16 ? " bf16 state" : "");
     if (L == 1) {
@@ -328,6 +341,8 @@ static int bench_gdn_chunk(struct cu_impl *m, int N, int L)
     kern_fill_uniform_f32(a.beta, T * 30, 7, 0.1f, 1.9f, m->stream);
     kern_fill_uniform_f32(a.state, N * se, 8, -0.1f, 0.1f, m->stream);
     double ms = ev_time(m->stream, 10, gdn_chunk_fn, &a);
+    if (ms < 0)
+        return -EIO;
     char shape[64], note[96];
     snprintf(shape, sizeof shape, "%dx%d", N, L);
     snprintf(note, sizeof note, "(%.1f us/layer, workspace %.0f MB)", ms * 1e3, a.wb / 1e6);
@@ -392,6 +407,10 @@ static int bench_attn(struct cu_impl *m, int N, int L, int ctx_before)
                                   .D = D, .bs = bs, .scale = 0.0884f, .nsplit = ns,
                                   .work = work, .out = out, .nptiles = nptiles};
     double ms = ev_time(m->stream, L == 1 ? 50 : 3, attn_fn, &x);
+    if (ms < 0) {
+        fprintf(stderr, "bench: attention %dx%d ctx %d failed\n", N, L, ctx_before);
+        return -EIO;
+    }
     char shape[64], note[64];
     snprintf(shape, sizeof shape, "%dx%d ctx=%d", N, L, ctx);
     double kvbytes = L == 1 ? 2.0 * N * ctx * H * D * 2 : 0;
@@ -408,6 +427,10 @@ static int bench_attn(struct cu_impl *m, int N, int L, int ctx_before)
     for (int v = 1; v <= KERN_ATTN_PF_VARIANTS && L > 1 && nptiles > 0; v++) {
         x.variant = v;
         double mv = ev_time(m->stream, 3, attn_fn, &x);
+        if (mv < 0) {
+            fprintf(stderr, "bench: attention prefill variant %d failed\n", v);
+            return -EIO;
+        }
         snprintf(note, sizeof note, "(%s, %.0f TFLOP/s)", v == 1 ? "64x4w" : v == 2 ? "128x8w" : "128x4w2t",
                  4.0 * D * H * N * ((double)L * ctx_before + (double)L * (L + 1) / 2) /
                      (mv * 1e-3) / 1e12);
@@ -436,11 +459,17 @@ static int bench_gemm(struct cu_impl *m, const char *name, const uint16_t *W, in
     if (cudaMalloc((void **)&g.X, (size_t)N * K * 2) || cudaMalloc((void **)&g.Y, (size_t)N * M * 4))
         return -ENOMEM;
     kern_fill_uniform_bf16(g.X, (size_t)N * K, 12, -1, 1, m->stream);
-    /* decode-sized calls run our GEMV; time cuBLASLt on them too */
-    int ways = N <= m->gemm.gemv_max_t ? 2 : 1, keep = m->gemm.gemv_max_t;
+    /* up to KERN_GEMV_MAX_T tokens: our GEMV and cuBLASLt side by side (the
+     * engine's gemv_max_t picks between them; this is the data for it) */
+    int ways = N <= KERN_GEMV_MAX_T ? 2 : 1, keep = m->gemm.gemv_max_t;
     for (int w = 0; w < ways; w++) {
-        m->gemm.gemv_max_t = w ? 0 : keep;
+        m->gemm.gemv_max_t = w ? 0 : KERN_GEMV_MAX_T;
         double ms = ev_time(m->stream, 20, gemm_fn, &g);
+        if (ms < 0) {
+            m->gemm.gemv_max_t = keep;
+            cudaFree(g.X), cudaFree(g.Y);
+            return -EIO;
+        }
         char shape[64], note[96], nm[96];
         snprintf(shape, sizeof shape, "%dx%d T=%d", M, K, N);
         double bytes = (double)M * K * 2 + (double)N * K * 2 + (double)N * M * 4;
@@ -629,8 +658,8 @@ int bench_main(int argc, char **argv)
                  bench_attn(m, 256, 1, 1024) || bench_attn(m, 1, 8192, 0) ||
                  bench_attn(m, 16, 512, 0);
         const struct cu_layer *g0 = &m->layers[0], *a0 = &m->layers[3];
-        int Ts[4] = {1, 8, 64, 8192};
-        for (int i = 0; i < 4 && !rc; i++) {
+        int Ts[5] = {1, 4, 8, 64, 8192};
+        for (int i = 0; i < 5 && !rc; i++) {
             rc = bench_gemm(m, "gemm: GDN in-proj [q;k;v;g;a;b]", g0->w_in, m->gdn_in_rows, m->C,
                             Ts[i]) ||
                  bench_gemm(m, "gemm: GDN out", g0->w_o, m->C, m->VD, Ts[i]) ||

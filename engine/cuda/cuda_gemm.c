@@ -31,7 +31,7 @@ int cu_gemm_init(struct cu_gemm *g, size_t ws_bytes)
     memset(g, 0, sizeof *g);
     LT_CHECK(cublasLtCreate(&g->h));
     g->ws_bytes = ws_bytes;
-    g->gemv_max_t = KERN_GEMV_MAX_T;
+    g->gemv_max_t = CU_GEMV_DEFAULT_T;
     CU_CHECK(cudaMalloc(&g->ws, ws_bytes));
     return 0;
 }

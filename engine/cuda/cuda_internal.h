@@ -29,6 +29,11 @@
 
 /* ---- cuBLASLt GEMMs: Y (N, M) = X (N, K) . W (M, K)^T [+ beta Y] ---- */
 #define CU_GEMM_PLANS 64
+/* Decode steps of up to this many tokens use kern_gemv: on the H100 the
+ * GEMV took the batch-1 step from 8.20 to 6.68 ms, but the batch-8 step from
+ * 8.99 to 10.39 ms (X's L1 traffic grows with T), so 8 is past the
+ * crossover; 2 until the bench's side-by-side rows say where it lies. */
+#define CU_GEMV_DEFAULT_T 2
 struct cu_gemm_plan {
     int M, N, K, out_bf16, accumulate, valid;
     cublasLtMatmulDesc_t op;
@@ -42,8 +47,8 @@ struct cu_gemm {
     struct cu_gemm_plan plans[CU_GEMM_PLANS];
     int next;            /* ring replacement */
     /* fp32-output calls with N <= gemv_max_t tokens go to kern_gemv
-     * (kernels/cuda/gemv.h) instead of cuBLASLt; KERN_GEMV_MAX_T by default,
-     * 0 sends everything to cuBLASLt (the bench times both) */
+     * (kernels/cuda/gemv.h) instead of cuBLASLt; CU_GEMV_DEFAULT_T by
+     * default, 0 sends everything to cuBLASLt (the bench times both) */
     int gemv_max_t;
 };
 int cu_gemm_init(struct cu_gemm *g, size_t ws_bytes);

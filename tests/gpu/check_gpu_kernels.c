@@ -23,6 +23,7 @@
 #include "kernels/cuda/gated_rmsnorm.h"
 #include "kernels/cuda/gdn_gate.h"
 #include "kernels/cuda/gdn_recurrent.h"
+#include "kernels/cuda/gemv.h"
 #include "kernels/cuda/rmsnorm.h"
 #include "kernels/cuda/rope.h"
 #include "kernels/cuda/swiglu.h"
@@ -413,24 +414,31 @@ START_TEST(test_gemm)
         float *dy = gu_dev(ny * 4);
         gu_up(dw, wb, nw * 2);
         gu_up(dx, xb, nx * 2);
-        ck_assert_int_eq(cu_gemm_run(&g, dw, dx, dy, 0, M, N, K, 0, 0), 0);
-        gu_sync();
-        gu_down(got, dy, ny * 4);
         int nan;
-        char nm[80];
-        snprintf(nm, sizeof nm, "gemm M=%d N=%d K=%d", M, N, K);
-        GU_EXPECT(nm, gu_rel_err(got, ref, ny, &nan), nan, 1e-5);
-        /* accumulate into an existing Y (fused residual add) */
-        gu_up(dy, y0, ny * 4);
-        ck_assert_int_eq(cu_gemm_run(&g, dw, dx, dy, 0, M, N, K, 1, 0), 0);
-        gu_sync();
-        gu_down(got, dy, ny * 4);
-        for (size_t i = 0; i < ny; i++)
-            ref[i] += y0[i];
-        snprintf(nm, sizeof nm, "gemm accumulate M=%d N=%d K=%d", M, N, K);
-        GU_EXPECT(nm, gu_rel_err(got, ref, ny, &nan), nan, 1e-5);
-        for (size_t i = 0; i < ny; i++)
-            ref[i] -= y0[i];
+        char nm[96];
+        /* both paths where both can run: our GEMV forced for every N up to
+         * its cap (the engine's crossover is lower), then cuBLASLt */
+        for (int path = 0; path < (N <= KERN_GEMV_MAX_T ? 2 : 1); path++) {
+            g.gemv_max_t = path == 0 && N <= KERN_GEMV_MAX_T ? KERN_GEMV_MAX_T : 0;
+            const char *via = g.gemv_max_t ? "gemv" : "gemm";
+            gu_up(dy, y0, ny * 4); /* any junk: the plain call must overwrite it */
+            ck_assert_int_eq(cu_gemm_run(&g, dw, dx, dy, 0, M, N, K, 0, 0), 0);
+            gu_sync();
+            gu_down(got, dy, ny * 4);
+            snprintf(nm, sizeof nm, "%s M=%d N=%d K=%d", via, M, N, K);
+            GU_EXPECT(nm, gu_rel_err(got, ref, ny, &nan), nan, 1e-5);
+            /* accumulate into an existing Y (fused residual add) */
+            gu_up(dy, y0, ny * 4);
+            ck_assert_int_eq(cu_gemm_run(&g, dw, dx, dy, 0, M, N, K, 1, 0), 0);
+            gu_sync();
+            gu_down(got, dy, ny * 4);
+            for (size_t i = 0; i < ny; i++)
+                ref[i] += y0[i];
+            snprintf(nm, sizeof nm, "%s accumulate M=%d N=%d K=%d", via, M, N, K);
+            GU_EXPECT(nm, gu_rel_err(got, ref, ny, &nan), nan, 1e-5);
+            for (size_t i = 0; i < ny; i++)
+                ref[i] -= y0[i];
+        }
         ck_assert_int_eq(cu_gemm_run(&g, dw, dx, dyb, 1, M, N, K, 0, 0), 0);
         gu_sync();
         gu_down(yb, dyb, ny * 2);

@@ -298,19 +298,24 @@ struct gdn_chunk_arg {
     int32_t *plan, *slot, *hi;
     void *state, *work;
     size_t wb, se;
-    int N, nc;
+    int N, nc, flags;
     cudaStream_t s;
 };
 
 static int gdn_chunk_fn(void *p)
 {
     struct gdn_chunk_arg *a = p;
-    return kern_gdn_chunk(a->y, a->g, a->beta, a->N, a->plan, a->nc, a->slot, a->hi, 30, 30, 96,
-                          192, 0.10206f, a->state, 0, a->se, a->o, a->work, a->wb, a->s);
+    return kern_gdn_chunk_ex(a->y, a->g, a->beta, a->N, a->plan, a->nc, a->slot, a->hi, 30, 30,
+                             96, 192, 0.10206f, a->state, 0, a->se, a->o, a->work, a->wb, a->s,
+                             a->flags);
 }
 
 /* The chunked prefill kernel (kernels/cuda/gdn_chunk.h) at the 7B GDN shapes,
- * N sequences of L tokens, initial state from fp32 slots. */
+ * N sequences of L tokens, initial state from fp32 slots: the auto choice
+ * (what the engine runs), then each stage alone and each variant's total
+ * (kern_gdn_chunk_ex flags), so the split rule can be tuned. A stage alone
+ * reuses the workspace the previous rows left (same inputs); the state slots
+ * are updated in place by every scan run, as in the engine. */
 static int bench_gdn_chunk(struct cu_impl *m, int N, int L)
 {
     int T = N * L, CD = 11520;
@@ -327,7 +332,7 @@ static int bench_gdn_chunk(struct cu_impl *m, int N, int L)
         h[pn + i] = i;
         h[pn + N + i] = 1;
     }
-    a.wb = kern_gdn_chunk_work_bytes(a.nc, 30, 96, 192);
+    a.wb = kern_gdn_chunk_split_work_bytes(a.nc, 30, 96, 192); /* both variants */
     if (cudaMalloc((void **)&a.y, (size_t)T * CD * 4) || cudaMalloc((void **)&a.g, T * 30 * 4) ||
         cudaMalloc((void **)&a.beta, T * 30 * 4) || cudaMalloc((void **)&a.o, (size_t)T * 5760 * 4) ||
         cudaMalloc((void **)&a.plan, (pn + 2 * (size_t)N) * 4) ||
@@ -340,17 +345,43 @@ static int bench_gdn_chunk(struct cu_impl *m, int N, int L)
     kern_fill_uniform_f32(a.g, T * 30, 6, -0.5f, -0.01f, m->stream);
     kern_fill_uniform_f32(a.beta, T * 30, 7, 0.1f, 1.9f, m->stream);
     kern_fill_uniform_f32(a.state, N * se, 8, -0.1f, 0.1f, m->stream);
+    a.flags = KERN_GDN_CHUNK_AUTO;
     double ms = ev_time(m->stream, 10, gdn_chunk_fn, &a);
     if (ms < 0)
         return -EIO;
     char shape[64], note[96];
     snprintf(shape, sizeof shape, "%dx%d", N, L);
-    snprintf(note, sizeof note, "(%.1f us/layer, workspace %.0f MB)", ms * 1e3, a.wb / 1e6);
+    snprintf(note, sizeof note, "(%.1f us/layer, auto: %s, workspace %.0f MB)", ms * 1e3,
+             kern_gdn_chunk_auto_split(N, a.nc, 30, 192) ? "split" : "fused", a.wb / 1e6);
     emit("kernel: GDN prefill (chunk)", shape, ms * 1e6 / T, "ns/tok", note);
+    static const struct {
+        const char *what;
+        int flags;
+    } rows[] = {
+        {"kernel: GDN chunk prep", KERN_GDN_CHUNK_PREP_ONLY},
+        {"kernel: GDN chunk scan (fused)", KERN_GDN_CHUNK_FUSED | KERN_GDN_CHUNK_SCAN_ONLY},
+        {"kernel: GDN chunk scan (split)", KERN_GDN_CHUNK_SPLIT | KERN_GDN_CHUNK_SCAN_ONLY},
+        {"kernel: GDN chunk split states", KERN_GDN_CHUNK_STATES_ONLY},
+        {"kernel: GDN chunk split output", KERN_GDN_CHUNK_OUT_ONLY}, /* after the states rows */
+        {"kernel: GDN prefill (chunk fused)", KERN_GDN_CHUNK_FUSED},
+        {"kernel: GDN prefill (chunk split)", KERN_GDN_CHUNK_SPLIT},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        a.flags = rows[i].flags;
+        if (gdn_chunk_fn(&a)) { /* e.g. a launch error: report, don't time */
+            fprintf(stderr, "bench: %s %s failed\n", rows[i].what, shape);
+            rc = -EIO;
+            break;
+        }
+        ms = ev_time(m->stream, 10, gdn_chunk_fn, &a);
+        snprintf(note, sizeof note, "(%.1f us/layer)", ms * 1e3);
+        emit(rows[i].what, shape, ms * 1e6 / T, "ns/tok", note);
+    }
     cudaFree(a.y), cudaFree(a.g), cudaFree(a.beta), cudaFree(a.o), cudaFree(a.plan),
         cudaFree(a.state), cudaFree(a.work);
     free(h), free(qs);
-    return 0;
+    return rc;
 }
 
 struct attn_arg {

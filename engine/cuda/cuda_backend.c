@@ -122,12 +122,26 @@ static size_t meta_ints(const struct eng_cuda_options *o)
 }
 
 /* Chunked GDN prefill scratch for this model and these options (0 when the
- * head dims are outside the chunk kernel's limits). */
+ * head dims are outside the chunk kernel's limits): the fused variant's for
+ * the most chunks max_tokens/max_seqs can make, or the split variant's for
+ * the most chunks of the batches (at most kern_gdn_chunk_split_seqs_max
+ * sequences) that kern_gdn_chunk would split, whichever is larger. */
 static size_t gdn_chunk_bytes(const struct cfg_model *c, const struct eng_cuda_options *o)
 {
+    int Hv = c->linear_num_value_heads, Dk = c->linear_key_head_dim,
+        Dv = c->linear_value_head_dim;
     int nch = kern_gdn_chunk_count_max(o->max_tokens, o->max_seqs);
-    return kern_gdn_chunk_work_bytes(nch, c->linear_num_value_heads, c->linear_key_head_dim,
-                                     c->linear_value_head_dim);
+    size_t b = kern_gdn_chunk_work_bytes(nch, Hv, Dk, Dv);
+    int ns = kern_gdn_chunk_split_seqs_max(Hv, Dv);
+    if (ns > o->max_seqs)
+        ns = o->max_seqs;
+    if (b > 0 && ns > 0) {
+        size_t sb = kern_gdn_chunk_split_work_bytes(kern_gdn_chunk_count_max(o->max_tokens, ns),
+                                                    Hv, Dk, Dv);
+        if (sb > b)
+            b = sb;
+    }
+    return b;
 }
 
 size_t eng_cuda_workspace_bytes(const struct cfg_model *c, const struct eng_cuda_options *o)

@@ -13,14 +13,9 @@
  * Engine thread launches both. */
 #include <mma.h>
 
-#include "kernels/cuda/gdn_chunk.h"
-#include "kernels/cuda/kern_util.h"
+#include "kernels/cuda/gdn_chunk_dev.cuh"
 
 using namespace nvcuda;
-
-#define GC_C 64
-#define GC_BV 64
-#define GC_THREADS 128
 
 typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, kbf16, wmma::row_major> gc_fa;
 typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, kbf16, wmma::col_major> gc_fa_t;
@@ -30,12 +25,6 @@ typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> gc_acc;
 
 static __device__ __forceinline__ kbf16 gc_bf(float f) { return __float2bfloat16_rn(f); }
 
-/* bf16 elements per (chunk, head) in the workspace: Wn (64 x Dk), Q~ (64 x Dk),
- * K~^T (Dk x 64), Tu = T diag(beta) (64 x 64), P (64 x 64). */
-static __host__ __device__ __forceinline__ size_t gc_per(int Dk)
-{
-    return (size_t)GC_C * (3 * Dk + 2 * GC_C);
-}
 
 /* Store an accumulator tile through the warp's 16x16 fp32 scratch, then let
  * fn(rr, cc, value) write it (lanes take elements lane, lane+32, ...). */
@@ -291,15 +280,6 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
     }
 }
 
-template <typename ST> struct gc_io;
-template <> struct gc_io<float> {
-    static __device__ __forceinline__ float ld(const float *p) { return *p; }
-    static __device__ __forceinline__ void st(float *p, float v) { *p = v; }
-};
-template <> struct gc_io<uint16_t> {
-    static __device__ __forceinline__ float ld(const uint16_t *p) { return ku_bf(*p); }
-    static __device__ __forceinline__ void st(uint16_t *p, float v) { *p = ku_to_bf(v); }
-};
 
 /* ---------------- scan: per (V-slice, head, sequence) ----------------
  * V-first: warp w owns value rows vw..vw+15 of the head (vw = v0 + 16 w) and
@@ -315,131 +295,14 @@ template <> struct gc_io<uint16_t> {
  * the 32-bit fragment loads hit 32 banks), Tu single-buffered (the next
  * one is loaded once every warp is past the Delta products); V (fp32, from y) is prefetched into
  * registers one chunk ahead. Three barriers per chunk. */
-#ifdef DS_CUDA_EMU
-/* tools/cuda-emu: m16n8k16 with the PTX ISA's per-lane fragment layouts
- * (lanes exchange registers through a per-warp buffer between two warp
- * barriers); cp.async is a synchronous copy (the kernel's waits and barriers
- * still order it). */
-struct gc_emu_xchg {
-    uint32_t r[32][6];
-};
-static gc_emu_xchg gc_emu_x[32];
-static inline float gc_emu_half(uint32_t u, int hi)
-{
-    return __uint_as_float(hi ? (u & 0xffff0000u) : (u << 16));
-}
-static inline void gc_mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
-{
-    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    gc_emu_xchg *x = &gc_emu_x[threadIdx.x >> 5];
-    for (int i = 0; i < 4; i++)
-        x->r[lane][i] = a[i];
-    x->r[lane][4] = b0;
-    x->r[lane][5] = b1;
-    __syncwarp();
-    for (int e = 0; e < 4; e++) {
-        int row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e & 1);
-        float acc = c[e];
-        for (int k = 0; k < 16; k++) {
-            int la = (row % 8) * 4 + (k % 8) / 2, ra = (row >= 8) + 2 * (k >= 8);
-            int lb = col * 4 + (k % 8) / 2, rb = 4 + (k >= 8);
-            acc += gc_emu_half(x->r[la][ra], k & 1) * gc_emu_half(x->r[lb][rb], k & 1);
-        }
-        c[e] = acc;
-    }
-    __syncwarp();
-}
-static inline void gc_cp16(void *dst, const void *src) { memcpy(dst, src, 16); }
-static inline void gc_cp_commit(void) {}
-static inline void gc_cp_wait1(void) {}
-#define GC_DSMEM_MAX (160 * 1024)
-static unsigned char gc_emu_dsmem[GC_DSMEM_MAX];
-#define GC_DSMEM(name) unsigned char *name = gc_emu_dsmem
-#else
-static __device__ __forceinline__ void gc_mma(float c[4], const uint32_t a[4], uint32_t b0,
-                                              uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-static __device__ __forceinline__ void gc_cp16(void *dst, const void *src)
-{
-    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
-}
-static __device__ __forceinline__ void gc_cp_commit(void)
-{
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-static __device__ __forceinline__ void gc_cp_wait1(void)
-{
-    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
-}
-#define GC_DSMEM(name) extern __shared__ __align__(16) unsigned char name[]
-#endif
 
-static __device__ __forceinline__ uint32_t gc_pack(float lo, float hi)
-{
-    return (uint32_t)ku_to_bf(lo) | ((uint32_t)ku_to_bf(hi) << 16);
-}
-static __device__ __forceinline__ uint32_t gc_ld32(const kbf16 *p)
-{
-    return *(const uint32_t *)p;
-}
-
-template <int DK> struct gc_stage {
-    enum { LDK = DK + 8, LDT = GC_C + 8 };
-    /* double-buffered part: Wn, Q~ (64 x LDK), K~^T (DK x LDT), P (64 x LDT) */
-    enum { W = 0, Q = GC_C * LDK, KT = 2 * GC_C * LDK, P = 2 * GC_C * LDK + DK * LDT };
-    enum { ELEMS = 2 * GC_C * LDK + DK * LDT + GC_C * LDT };
-    /* single-buffered Tu (64 x LDT) after the two stages: needed by the
-     * Delta products only, so the next chunk's copy starts after them */
-    enum { TU = 2 * ELEMS, BYTES = (2 * ELEMS + GC_C * LDT) * 2 };
-};
-
-/* cp.async one chunk's Wn, Q~, K~^T and P into a stage (16-byte units) */
-template <int DK>
-static __device__ __forceinline__ void gc_stage_load(kbf16 *st, const kbf16 *wp, int tid)
-{
-    typedef gc_stage<DK> L;
-    constexpr int C = GC_C, RU = DK / 8, NWQ = 2 * C * RU, NKT = DK * (C / 8);
-    constexpr int TOT = NWQ + NKT + C * (C / 8);
-    const kbf16 *Wn = wp, *KtT = wp + 2 * C * DK, *Pg = wp + 3 * C * DK + C * C;
-    for (int u = tid; u < TOT; u += GC_THREADS) {
-        if (u < NWQ) { /* Wn then Q~: rows of Dk, contiguous in the workspace */
-            int r = u / RU, k = (u % RU) * 8;
-            gc_cp16(st + (r < C ? L::W + r * L::LDK : L::Q + (r - C) * L::LDK) + k,
-                    Wn + (size_t)r * DK + k);
-        } else if (u < NWQ + NKT) {
-            int v = u - NWQ, d = v >> 3, k = (v & 7) * 8;
-            gc_cp16(st + L::KT + d * L::LDT + k, KtT + d * C + k);
-        } else {
-            int v = u - NWQ - NKT, r = v >> 3, k = (v & 7) * 8;
-            gc_cp16(st + L::P + r * L::LDT + k, Pg + r * C + k);
-        }
-    }
-}
-/* cp.async one chunk's Tu into the Tu buffer */
-template <int DK>
-static __device__ __forceinline__ void gc_tu_load(kbf16 *smem, const kbf16 *wp, int tid)
-{
-    typedef gc_stage<DK> L;
-    const kbf16 *Tu = wp + 3 * GC_C * DK;
-    for (int u = tid; u < GC_C * (GC_C / 8); u += GC_THREADS) {
-        int r = u >> 3, k = (u & 7) * 8;
-        gc_cp16(smem + L::TU + r * L::LDT + k, Tu + r * GC_C + k);
-    }
-}
-
-template <int DK, typename ST>
+template <int DK, typename ST, bool SPLIT>
 static __global__ void __launch_bounds__(GC_THREADS, 1)
 gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ plan, int N,
                       const int32_t *__restrict__ slot, const int32_t *__restrict__ has_init,
                       int Hk, int Hv, int Dv, ST *state, size_t slot_stride,
                       float *__restrict__ o, const kbf16 *__restrict__ work,
-                      const float *__restrict__ gcw)
+                      const float *__restrict__ gcw, uint4 *__restrict__ split)
 {
     typedef gc_stage<DK> L;
     constexpr int NJ = DK / 8, NK = DK / 16;
@@ -461,7 +324,7 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
     const float *vcol = y + 2 * (size_t)Hk * DK + (size_t)h * Dv + vw + g;
 
     /* stage chunk c0 (group 1) and its Tu (group 2) */
-    gc_stage_load<DK>(stg, work + ((size_t)c0 * Hv + h) * per, tid);
+    gc_stage_load<DK, !SPLIT>(stg, work + ((size_t)c0 * Hv + h) * per, tid);
     gc_cp_commit();
     gc_tu_load<DK>(stg, work + ((size_t)c0 * Hv + h) * per, tid);
     gc_cp_commit();
@@ -512,8 +375,8 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
         /* prefetch chunk c+1 into the other stage (its readers finished at
          * the barrier ending chunk c-1); an empty group at the end */
         if (c + 1 < c1)
-            gc_stage_load<DK>(stg + (size_t)((c + 1 - c0) & 1) * L::ELEMS,
-                              work + ((size_t)(c + 1) * Hv + h) * per, tid);
+            gc_stage_load<DK, !SPLIT>(stg + (size_t)((c + 1 - c0) & 1) * L::ELEMS,
+                                      work + ((size_t)(c + 1) * Hv + h) * per, tid);
         gc_cp_commit();
         if (c + 1 < c1)
             load_v(c + 1);
@@ -522,6 +385,10 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
 
         uint32_t sa[NK][4], da[4][4];
         const int nj = (len + 7) >> 3, nkk = (len + 15) >> 4;
+        /* split variant: this warp's fragments of chunk c (gc_split_per) */
+        uint4 *sp = SPLIT ? split + ((size_t)c * Hv + h) * gc_split_per(DK, Dv) +
+                                (size_t)(vw >> 4) * (NK + 4) * 32 + lane
+                          : nullptr;
         if (act) {
 #pragma unroll
             for (int kk = 0; kk < NK; kk++) {
@@ -529,6 +396,8 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
                 sa[kk][1] = gc_pack(s[2 * kk][2], s[2 * kk][3]);
                 sa[kk][2] = gc_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
                 sa[kk][3] = gc_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                if (SPLIT)
+                    sp[kk * 32] = uint4{sa[kk][0], sa[kk][1], sa[kk][2], sa[kk][3]};
             }
             /* Delta^T = V^T Tu^T + S^T Wn^T (Tu lower triangular: kk <= j/2) */
             float d[8][4];
@@ -552,6 +421,8 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
                 da[kk][1] = gc_pack(d[2 * kk][2], d[2 * kk][3]);
                 da[kk][2] = gc_pack(d[2 * kk + 1][0], d[2 * kk + 1][1]);
                 da[kk][3] = gc_pack(d[2 * kk + 1][2], d[2 * kk + 1][3]);
+                if (SPLIT)
+                    sp[(NK + kk) * 32] = uint4{da[kk][0], da[kk][1], da[kk][2], da[kk][3]};
             }
         }
         __syncthreads(); /* everyone is past the Tu products: load the next Tu */
@@ -559,27 +430,11 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
             gc_tu_load<DK>(stg, work + ((size_t)(c + 1) * Hv + h) * per, tid);
         gc_cp_commit();
         if (act) {
-            /* O^T = S^T Q~^T + Delta^T P^T, stored as o[token][v] */
-            float *ob = o + (size_t)tok0 * VD + (size_t)h * Dv + vw + g;
-#pragma unroll
-            for (int j = 0; j < 8; j++)
-                if (j < nj) {
-                    float a[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-                    const kbf16 *bq = sb + L::Q + (8 * j + g) * L::LDK + 2 * t;
-#pragma unroll
-                    for (int kk = 0; kk < NK; kk++)
-                        gc_mma(a, sa[kk], gc_ld32(bq + 16 * kk), gc_ld32(bq + 16 * kk + 8));
-                    const kbf16 *bp = sb + L::P + (8 * j + g) * L::LDT + 2 * t;
-#pragma unroll
-                    for (int kk = 0; kk <= j / 2; kk++)
-                        gc_mma(a, da[kk], gc_ld32(bp + 16 * kk), gc_ld32(bp + 16 * kk + 8));
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        int r = 8 * j + 2 * t + (e & 1);
-                        if (r < len)
-                            ob[(size_t)r * VD + 8 * (e >> 1)] = a[e];
-                    }
-                }
+            /* O^T = S^T Q~^T + Delta^T P^T, stored as o[token][v] (the split
+             * variant's output kernel does this from the stored sa, da) */
+            if (!SPLIT)
+                gc_out_tile<NK>(sa, da, sb + L::Q, L::LDK, sb + L::P, L::LDT,
+                                o + (size_t)tok0 * VD + (size_t)h * Dv + vw + g, VD, len, g, t);
             /* S^T <- Gam_C S^T + Delta^T K~ */
 #pragma unroll
             for (int j = 0; j < NJ; j++) {
@@ -650,45 +505,161 @@ extern "C" size_t kern_gdn_chunk_work_bytes(int nchunks, int Hv, int Dk, int Dv)
 {
     if (!gc_shape_ok(Hv, Dk, Dv) || nchunks < 0)
         return 0;
-    return (size_t)nchunks * Hv * (gc_per(Dk) * 2 + 4);
+    return gc_fused_bytes(nchunks, Hv, Dk);
 }
 
-template <int DK>
-static int gc_launch(const float *y, const float *g, const float *beta, int N,
-                     const int32_t *plan, int nchunks, const int32_t *slot,
-                     const int32_t *has_init, int Hk, int Hv, int Dv, float scale, void *state,
-                     int state_bf16, size_t slot_stride, float *o, void *work, cudaStream_t s)
+extern "C" size_t kern_gdn_chunk_split_work_bytes(int nchunks, int Hv, int Dk, int Dv)
 {
-    kbf16 *wk = (kbf16 *)work;
-    float *gcw = (float *)(wk + (size_t)nchunks * Hv * gc_per(DK));
-    dim3 ga(nchunks, Hv);
-    gdn_chunk_prep_kernel<DK><<<ga, GC_THREADS, 0, s>>>(
-        y, g, beta, plan, N, Hk, Hv, Dv, scale, wk, gcw);
+    if (!gc_shape_ok(Hv, Dk, Dv) || nchunks < 0)
+        return 0;
+    return gc_split_off(nchunks, Hv, Dk) + (size_t)nchunks * Hv * gc_split_per(Dk, Dv) * 16;
+}
+
+/* SM count of the current device, queried once (the emulator: an H100's) */
+static int gc_sm_count(void)
+{
+    static int sm;
+    if (!sm) {
+        int v = 132;
+#ifndef DS_CUDA_EMU
+        int dev = 0, q = 0;
+        if (cudaGetDevice(&dev) == cudaSuccess &&
+            cudaDeviceGetAttribute(&q, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess &&
+            q > 0)
+            v = q;
+        else
+            (void)cudaGetLastError(); /* no device: keep the default, clear the error */
+#endif
+        sm = v;
+    }
+    return sm;
+}
+
+/* The auto rule's CTA condition (gdn_chunk.h) */
+static int gc_few_ctas(int N, int Hv, int Dv)
+{
+    return (long long)((Dv + GC_BV - 1) / GC_BV) * Hv * N <
+           (long long)KERN_GDN_CHUNK_SPLIT_WAVES * gc_sm_count();
+}
+
+extern "C" int kern_gdn_chunk_split_seqs_max(int Hv, int Dv)
+{
+    if (Hv < 1 || Dv < 16)
+        return 0;
+    long long per = (long long)((Dv + GC_BV - 1) / GC_BV) * Hv;
+    return (int)(((long long)KERN_GDN_CHUNK_SPLIT_WAVES * gc_sm_count() - 1) / per);
+}
+
+extern "C" int kern_gdn_chunk_auto_split(int N, int nchunks, int Hv, int Dv)
+{
+    return N > 0 && gc_few_ctas(N, Hv, Dv) && nchunks >= KERN_GDN_CHUNK_SPLIT_MIN_CHUNKS * N;
+}
+
+/* The scan stage's sequential kernel: the fused scan (SPLIT = false) or the
+ * split variant's states-only scan. */
+template <int DK, typename ST, bool SPLIT>
+static int gc_scan(const float *y, int N, const int32_t *plan, const int32_t *slot,
+                   const int32_t *has_init, int Hk, int Hv, int Dv, void *state,
+                   size_t slot_stride, float *o, const kbf16 *wk, const float *gcw, uint4 *split,
+                   cudaStream_t s)
+{
     dim3 grid((Dv + GC_BV - 1) / GC_BV, Hv, N);
     const int smem = gc_stage<DK>::BYTES;
 #ifndef DS_CUDA_EMU
-    static int attr_set[2];
-    if (!attr_set[state_bf16 != 0]) {
-        cudaError_t e =
-            state_bf16 ? cudaFuncSetAttribute(gdn_chunk_scan_kernel<DK, uint16_t>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, smem)
-                       : cudaFuncSetAttribute(gdn_chunk_scan_kernel<DK, float>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    static int attr_set; /* one per instantiation */
+    if (!attr_set) {
+        cudaError_t e = cudaFuncSetAttribute(gdn_chunk_scan_kernel<DK, ST, SPLIT>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
         if (e != cudaSuccess)
             return (int)e;
-        attr_set[state_bf16 != 0] = 1;
+        attr_set = 1;
     }
 #else
     static_assert(gc_stage<DK>::BYTES <= GC_DSMEM_MAX, "emulator dynamic smem");
     (void)smem; /* translate.py drops the launch's smem argument */
 #endif
-    if (state_bf16)
-        gdn_chunk_scan_kernel<DK, uint16_t><<<grid, GC_THREADS, smem, s>>>(
-            y, plan, N, slot, has_init, Hk, Hv, Dv, (uint16_t *)state, slot_stride, o, wk, gcw);
-    else
-        gdn_chunk_scan_kernel<DK, float><<<grid, GC_THREADS, smem, s>>>(
-            y, plan, N, slot, has_init, Hk, Hv, Dv, (float *)state, slot_stride, o, wk, gcw);
+    gdn_chunk_scan_kernel<DK, ST, SPLIT><<<grid, GC_THREADS, smem, s>>>(
+        y, plan, N, slot, has_init, Hk, Hv, Dv, (ST *)state, slot_stride, o, wk, gcw, split);
     return KU_LAUNCH_RESULT();
+}
+
+/* flags: resolved (exactly one of FUSED, SPLIT) and validated */
+template <int DK>
+static int gc_launch(const float *y, const float *g, const float *beta, int N,
+                     const int32_t *plan, int nchunks, const int32_t *slot,
+                     const int32_t *has_init, int Hk, int Hv, int Dv, float scale, void *state,
+                     int state_bf16, size_t slot_stride, float *o, void *work, int flags,
+                     cudaStream_t s)
+{
+    kbf16 *wk = (kbf16 *)work;
+    float *gcw = (float *)(wk + (size_t)nchunks * Hv * gc_per(DK));
+    uint4 *split = (uint4 *)((char *)work + gc_split_off(nchunks, Hv, DK));
+    int rc;
+    if (!(flags & (KERN_GDN_CHUNK_SCAN_ONLY | KERN_GDN_CHUNK_STATES_ONLY |
+                   KERN_GDN_CHUNK_OUT_ONLY))) {
+        dim3 ga(nchunks, Hv);
+        gdn_chunk_prep_kernel<DK><<<ga, GC_THREADS, 0, s>>>(
+            y, g, beta, plan, N, Hk, Hv, Dv, scale, wk, gcw);
+        if ((rc = KU_LAUNCH_RESULT()))
+            return rc;
+    }
+    if (flags & KERN_GDN_CHUNK_PREP_ONLY)
+        return 0;
+    if (flags & KERN_GDN_CHUNK_FUSED)
+        return state_bf16 ? gc_scan<DK, uint16_t, false>(y, N, plan, slot, has_init, Hk, Hv, Dv,
+                                                         state, slot_stride, o, wk, gcw, NULL, s)
+                          : gc_scan<DK, float, false>(y, N, plan, slot, has_init, Hk, Hv, Dv,
+                                                      state, slot_stride, o, wk, gcw, NULL, s);
+    if (!(flags & KERN_GDN_CHUNK_OUT_ONLY)) {
+        rc = state_bf16 ? gc_scan<DK, uint16_t, true>(y, N, plan, slot, has_init, Hk, Hv, Dv,
+                                                      state, slot_stride, o, wk, gcw, split, s)
+                        : gc_scan<DK, float, true>(y, N, plan, slot, has_init, Hk, Hv, Dv, state,
+                                                   slot_stride, o, wk, gcw, split, s);
+        if (rc)
+            return rc;
+    }
+    if (flags & KERN_GDN_CHUNK_STATES_ONLY)
+        return 0;
+    return gc_out_run(DK, plan, N, nchunks, Hv, Dv, o, wk, split, s);
+}
+
+extern "C" int kern_gdn_chunk_ex(const float *y, const float *g, const float *beta, int N,
+                                 const int32_t *plan, int nchunks, const int32_t *slot,
+                                 const int32_t *has_init, int Hk, int Hv, int Dk, int Dv,
+                                 float scale, void *state, int state_bf16, size_t slot_stride,
+                                 float *o, void *work, size_t work_bytes, cudaStream_t s,
+                                 int flags)
+{
+    const int stages = KERN_GDN_CHUNK_PREP_ONLY | KERN_GDN_CHUNK_SCAN_ONLY |
+                       KERN_GDN_CHUNK_STATES_ONLY | KERN_GDN_CHUNK_OUT_ONLY,
+              variants = KERN_GDN_CHUNK_FUSED | KERN_GDN_CHUNK_SPLIT;
+    int st = flags & stages;
+    if ((flags & ~(stages | variants)) || (flags & variants) == variants || (st & (st - 1)))
+        return (int)cudaErrorInvalidValue; /* unknown bit, both variants, two stage bits */
+    if (st & (KERN_GDN_CHUNK_STATES_ONLY | KERN_GDN_CHUNK_OUT_ONLY)) {
+        if (flags & KERN_GDN_CHUNK_FUSED)
+            return (int)cudaErrorInvalidValue;
+        flags |= KERN_GDN_CHUNK_SPLIT;
+    }
+    if (N <= 0 || nchunks <= 0)
+        return 0;
+    if (!gc_shape_ok(Hv, Dk, Dv) || Hk < 1 || Hv % Hk || N > 65535 || !work ||
+        ((uintptr_t)work & 255) || work_bytes < kern_gdn_chunk_work_bytes(nchunks, Hv, Dk, Dv))
+        return (int)cudaErrorInvalidValue;
+    const size_t split_bytes = kern_gdn_chunk_split_work_bytes(nchunks, Hv, Dk, Dv);
+    if (!(flags & variants))
+        flags |= kern_gdn_chunk_auto_split(N, nchunks, Hv, Dv) && work_bytes >= split_bytes
+                     ? KERN_GDN_CHUNK_SPLIT
+                     : KERN_GDN_CHUNK_FUSED;
+    if ((flags & KERN_GDN_CHUNK_SPLIT) && work_bytes < split_bytes)
+        return (int)cudaErrorInvalidValue;
+#define GC_CASE(D)                                                                           \
+    case D:                                                                                  \
+        return gc_launch<D>(y, g, beta, N, plan, nchunks, slot, has_init, Hk, Hv, Dv, scale, \
+                            state, state_bf16, slot_stride, o, work, flags, s);
+    switch (Dk) { GC_FOR_DK(GC_CASE) }
+#undef GC_CASE
+    return (int)cudaErrorInvalidValue;
 }
 
 extern "C" int kern_gdn_chunk(const float *y, const float *g, const float *beta, int N,
@@ -697,23 +668,7 @@ extern "C" int kern_gdn_chunk(const float *y, const float *g, const float *beta,
                               float scale, void *state, int state_bf16, size_t slot_stride,
                               float *o, void *work, size_t work_bytes, cudaStream_t s)
 {
-    if (N <= 0 || nchunks <= 0)
-        return 0;
-    if (!gc_shape_ok(Hv, Dk, Dv) || Hk < 1 || Hv % Hk || N > 65535 || !work ||
-        ((uintptr_t)work & 255) || work_bytes < kern_gdn_chunk_work_bytes(nchunks, Hv, Dk, Dv))
-        return (int)cudaErrorInvalidValue;
-#define GC_CASE(D)                                                                           \
-    case D:                                                                                  \
-        return gc_launch<D>(y, g, beta, N, plan, nchunks, slot, has_init, Hk, Hv, Dv, scale, \
-                            state, state_bf16, slot_stride, o, work, s)
-    switch (Dk) {
-        GC_CASE(16);
-        GC_CASE(32);
-        GC_CASE(48);
-        GC_CASE(64);
-        GC_CASE(80);
-        GC_CASE(96);
-    }
-#undef GC_CASE
-    return (int)cudaErrorInvalidValue;
+    return kern_gdn_chunk_ex(y, g, beta, N, plan, nchunks, slot, has_init, Hk, Hv, Dk, Dv, scale,
+                             state, state_bf16, slot_stride, o, work, work_bytes, s,
+                             KERN_GDN_CHUNK_AUTO);
 }

@@ -34,6 +34,28 @@
  * rounded to bf16 as mma operands (as FLA does); the accumulation and the
  * carried state stay fp32.
  *
+ * Split ("long sequence") variant: the fused scan has only ceil(Dv/64) Hv N
+ * CTAs (90 for one 7B sequence, fewer than an H100's 132 SMs), each walking
+ * its sequence's chunks serially with the O products (~1/3 of its mma work)
+ * on that chain. The split variant runs (b1) the same scan kernel without the
+ * O products, storing per chunk and head the bf16 operands it would have fed
+ * them (S^T at chunk start and Delta^T, exactly the fused kernel's values) in
+ * an extra workspace (Dv (Dk + 64) 2 bytes per chunk and head: 61 KB at the
+ * 7B shapes, 235 MB for 8192 tokens), then (b2) an output kernel, grid
+ * (ceil(Dv/64) nchunks, Hv), 128 threads, 22.5 KB static shared memory, that
+ * computes every chunk's O^T = S^T Q~^T + Delta^T P^T in parallel with the
+ * same products in the same order: o and the state equal the fused
+ * variant's. Extra HBM traffic: the operands written and read back (~2 x
+ * 61 KB per chunk and head) against a shorter serial chain.
+ * Selection (kern_gdn_chunk, kern_gdn_chunk_auto_split): split when the fused
+ * scan would leave SMs idle, ceil(Dv/64) Hv N < KERN_GDN_CHUNK_SPLIT_WAVES x
+ * the SM count (2: the fused scan fits 2 CTAs per SM), and the sequences are
+ * long enough for the serial chain to matter, nchunks >=
+ * KERN_GDN_CHUNK_SPLIT_MIN_CHUNKS x N; and only when the workspace is big
+ * enough (kern_gdn_chunk_split_work_bytes), else fused. At the 7B shapes on
+ * an H100 that is N <= 2. The thresholds are first guesses: `deltaserve
+ * bench` times both variants per shape (kern_gdn_chunk_ex) to tune them.
+ *
  * Cost at the 7B shapes (Hv = Hk = 30, Dk = 96, Dv = 192), per token, all
  * heads: prep 0.7 MFLOP (QK^T, KK^T lower blocks, W), scan 4.2 MFLOP (W S,
  * Q S, K~^T Delta; P Delta and V Tu over the lower triangle): ~4.9 MFLOP.
@@ -69,11 +91,30 @@ size_t kern_gdn_chunk_plan_ints(int N, int nchunks);
  * kern_gdn_chunk_count_max), or -1 when some qs[i+1] < qs[i]. Upload the plan
  * (kern_gdn_chunk_plan_ints ints) to the device for kern_gdn_chunk. */
 int kern_gdn_chunk_plan(const int32_t *qs, int N, int32_t *plan);
-/* Workspace bytes kern_gdn_chunk needs for nchunks chunks (allocate once for
+/* Workspace bytes the fused variant needs for nchunks chunks (allocate once for
  * kern_gdn_chunk_count_max(T_max, N_max)): nchunks * Hv * (128 * (3 Dk +
  * 128) + 4) bytes, ~53 KB per chunk and head at the 7B shapes (204 MB for
  * 8192 tokens in one sequence). 0 for unsupported shapes. */
 size_t kern_gdn_chunk_work_bytes(int nchunks, int Hv, int Dk, int Dv);
+/* Workspace bytes the split variant needs for nchunks chunks (>= the fused
+ * size: the fused part rounded up to 256 bytes, then nchunks * Hv * Dv *
+ * (Dk + 64) * 2 bytes; ~114 KB per chunk and head at the 7B shapes). 0 for
+ * unsupported shapes. To let the auto selection split every batch it would,
+ * size the workspace max(kern_gdn_chunk_work_bytes(count_max(T_max, N_max)),
+ * kern_gdn_chunk_split_work_bytes(count_max(T_max, min(N_max,
+ * kern_gdn_chunk_split_seqs_max(Hv, Dv))))). */
+size_t kern_gdn_chunk_split_work_bytes(int nchunks, int Hv, int Dk, int Dv);
+/* Thresholds of the auto rule (header comment above). */
+#define KERN_GDN_CHUNK_SPLIT_WAVES 2
+#define KERN_GDN_CHUNK_SPLIT_MIN_CHUNKS 4
+/* The auto rule: 1 when kern_gdn_chunk would run the split variant for N
+ * sequences in nchunks chunks (given a big enough workspace), else 0. The
+ * SM count is queried once (cudaDeviceGetAttribute on the current device;
+ * 132 when that fails and on the emulator) and cached. Any thread. */
+int kern_gdn_chunk_auto_split(int N, int nchunks, int Hv, int Dv);
+/* The largest N for which the auto rule can pick the split variant (0: never;
+ * same SM count as above). */
+int kern_gdn_chunk_split_seqs_max(int Hv, int Dv);
 /* Run the chunked gated delta rule. plan: device copy of kern_gdn_chunk_plan's
  * output for these N sequences, nchunks its return value. slot, has_init:
  * device int32 [N]. work: device, 256-byte aligned, work_bytes >=
@@ -86,6 +127,29 @@ int kern_gdn_chunk(const float *y, const float *g, const float *beta, int N,
                    const int32_t *has_init, int Hk, int Hv, int Dk, int Dv, float scale,
                    void *state, int state_bf16, size_t slot_stride, float *o, void *work,
                    size_t work_bytes, cudaStream_t s);
+
+/* flags of kern_gdn_chunk_ex: a variant (none: the auto rule) ... */
+#define KERN_GDN_CHUNK_AUTO 0
+#define KERN_GDN_CHUNK_FUSED 1 /* the fused scan */
+#define KERN_GDN_CHUNK_SPLIT 2 /* the split variant (needs the split workspace size) */
+/* ... and at most one stage restriction (for timing the stages apart). A
+ * stage run alone finds the workspace as an earlier call with the same
+ * inputs, plan and variant left it; the scan stages read the state slots and
+ * write them (and o) as a full call does. */
+#define KERN_GDN_CHUNK_PREP_ONLY 4    /* the prep kernel only */
+#define KERN_GDN_CHUNK_SCAN_ONLY 8    /* all but the prep kernel */
+#define KERN_GDN_CHUNK_STATES_ONLY 16 /* split: the states-only scan only */
+#define KERN_GDN_CHUNK_OUT_ONLY 32    /* split: the output kernel only */
+/* kern_gdn_chunk with flags (kern_gdn_chunk is kern_gdn_chunk_ex(...,
+ * KERN_GDN_CHUNK_AUTO)). STATES_ONLY and OUT_ONLY imply SPLIT. Returns as
+ * kern_gdn_chunk; also cudaErrorInvalidValue for unknown or conflicting flags
+ * (FUSED with SPLIT, STATES_ONLY or OUT_ONLY; two stage flags) and for SPLIT
+ * with work_bytes < kern_gdn_chunk_split_work_bytes. */
+int kern_gdn_chunk_ex(const float *y, const float *g, const float *beta, int N,
+                      const int32_t *plan, int nchunks, const int32_t *slot,
+                      const int32_t *has_init, int Hk, int Hv, int Dk, int Dv, float scale,
+                      void *state, int state_bf16, size_t slot_stride, float *o, void *work,
+                      size_t work_bytes, cudaStream_t s, int flags);
 #ifdef __cplusplus
 }
 #endif

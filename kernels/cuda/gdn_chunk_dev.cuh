@@ -1,0 +1,191 @@
+/* kernels/cuda/gdn_chunk_dev.cuh: device pieces shared by the chunked GDN
+ * kernels (gdn_chunk.cu: prep and scan; gdn_chunk_split.cu: the split
+ * variant's output kernel): the workspace layout, state load/store in fp32 or
+ * bf16, raw m16n8k16 bf16 mma.sync with its emulator stand-in, cp.async, and
+ * the scan's shared-memory stage layout and loaders. Included only from those
+ * .cu files (after kern_util.h); everything here is static. */
+#ifndef DS_KERNELS_CUDA_GDN_CHUNK_DEV_CUH
+#define DS_KERNELS_CUDA_GDN_CHUNK_DEV_CUH
+#include "kernels/cuda/gdn_chunk.h"
+#include "kernels/cuda/kern_util.h"
+/* the key head dims the kernels are instantiated for (gc_shape_ok) */
+#define GC_FOR_DK(X) X(16) X(32) X(48) X(64) X(80) X(96)
+#define GC_C 64
+#define GC_BV 64
+#define GC_THREADS 128
+
+/* bf16 elements per (chunk, head) in the workspace: Wn (64 x Dk), Q~ (64 x Dk),
+ * K~^T (Dk x 64), Tu = T diag(beta) (64 x 64), P (64 x 64). */
+static __host__ __device__ __forceinline__ size_t gc_per(int Dk)
+{
+    return (size_t)GC_C * (3 * Dk + 2 * GC_C);
+}
+
+/* Split variant (gdn_chunk.h): per (chunk, head), after the fused part of
+ * the workspace, the chunk's initial state S^T and its Delta^T as bf16 mma A
+ * fragments in register order: for value tile w (rows 16w..16w+15) and k16
+ * block kk, lane l's four 32-bit registers at uint4 index (w*NB + kk)*32 + l;
+ * NB = Dk/16 blocks of S^T, then 4 blocks (64 tokens) of Delta^T. A warp
+ * stores and loads 512 contiguous bytes per block. uint4 units per (chunk,
+ * head): */
+static __host__ __device__ __forceinline__ size_t gc_split_per(int Dk, int Dv)
+{
+    return (size_t)(Dv / 16) * (Dk / 16 + 4) * 32;
+}
+/* Bytes of the fused variant's workspace (bf16 operands, then Gam_C per chunk
+ * and head as fp32), and where the split variant's fragments start. */
+static inline size_t gc_fused_bytes(int nchunks, int Hv, int Dk)
+{
+    return (size_t)nchunks * Hv * (gc_per(Dk) * 2 + 4);
+}
+static inline size_t gc_split_off(int nchunks, int Hv, int Dk)
+{
+    return (gc_fused_bytes(nchunks, Hv, Dk) + 255) & ~(size_t)255;
+}
+
+template <typename ST> struct gc_io;
+template <> struct gc_io<float> {
+    static __device__ __forceinline__ float ld(const float *p) { return *p; }
+    static __device__ __forceinline__ void st(float *p, float v) { *p = v; }
+};
+template <> struct gc_io<uint16_t> {
+    static __device__ __forceinline__ float ld(const uint16_t *p) { return ku_bf(*p); }
+    static __device__ __forceinline__ void st(uint16_t *p, float v) { *p = ku_to_bf(v); }
+};
+
+#ifdef DS_CUDA_EMU
+/* tools/cuda-emu: m16n8k16 with the PTX ISA's per-lane fragment layouts
+ * (emu_warp_mma.h); cp.async is a synchronous copy (the kernel's waits and
+ * barriers still order it). */
+#include "emu_warp_mma.h"
+static inline void gc_mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    emu_mma_16816(c, a, b0, b1);
+}
+static inline void gc_cp16(void *dst, const void *src) { memcpy(dst, src, 16); }
+static inline void gc_cp_commit(void) {}
+static inline void gc_cp_wait1(void) {}
+#define GC_DSMEM_MAX (160 * 1024)
+static unsigned char gc_emu_dsmem[GC_DSMEM_MAX];
+#define GC_DSMEM(name) unsigned char *name = gc_emu_dsmem
+#else
+static __device__ __forceinline__ void gc_mma(float c[4], const uint32_t a[4], uint32_t b0,
+                                              uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+static __device__ __forceinline__ void gc_cp16(void *dst, const void *src)
+{
+    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
+}
+static __device__ __forceinline__ void gc_cp_commit(void)
+{
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+static __device__ __forceinline__ void gc_cp_wait1(void)
+{
+    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+}
+#define GC_DSMEM(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
+
+static __device__ __forceinline__ uint32_t gc_pack(float lo, float hi)
+{
+    return (uint32_t)ku_to_bf(lo) | ((uint32_t)ku_to_bf(hi) << 16);
+}
+static __device__ __forceinline__ uint32_t gc_ld32(const kbf16 *p)
+{
+    return *(const uint32_t *)p;
+}
+
+template <int DK> struct gc_stage {
+    enum { LDK = DK + 8, LDT = GC_C + 8 };
+    /* double-buffered part: Wn, Q~ (64 x LDK), K~^T (DK x LDT), P (64 x LDT) */
+    enum { W = 0, Q = GC_C * LDK, KT = 2 * GC_C * LDK, P = 2 * GC_C * LDK + DK * LDT };
+    enum { ELEMS = 2 * GC_C * LDK + DK * LDT + GC_C * LDT };
+    /* single-buffered Tu (64 x LDT) after the two stages: needed by the
+     * Delta products only, so the next chunk's copy starts after them */
+    enum { TU = 2 * ELEMS, BYTES = (2 * ELEMS + GC_C * LDT) * 2 };
+};
+
+/* cp.async one chunk's Wn, Q~, K~^T and P into a stage (16-byte units);
+ * WO = false (the split variant's states-only scan) skips Q~ and P, which
+ * only the O products read. */
+template <int DK, bool WO>
+static __device__ __forceinline__ void gc_stage_load(kbf16 *st, const kbf16 *wp, int tid)
+{
+    typedef gc_stage<DK> L;
+    constexpr int C = GC_C, RU = DK / 8, NW = C * RU, NWQ = (WO ? 2 : 1) * NW, NKT = DK * (C / 8);
+    constexpr int TOT = NWQ + NKT + (WO ? C * (C / 8) : 0);
+    const kbf16 *Wn = wp, *KtT = wp + 2 * C * DK, *Pg = wp + 3 * C * DK + C * C;
+    for (int u = tid; u < TOT; u += GC_THREADS) {
+        if (u < NWQ) { /* Wn then Q~: rows of Dk, contiguous in the workspace */
+            int r = u / RU, k = (u % RU) * 8;
+            gc_cp16(st + (r < C ? L::W + r * L::LDK : L::Q + (r - C) * L::LDK) + k,
+                    Wn + (size_t)r * DK + k);
+        } else if (u < NWQ + NKT) {
+            int v = u - NWQ, d = v >> 3, k = (v & 7) * 8;
+            gc_cp16(st + L::KT + d * L::LDT + k, KtT + d * C + k);
+        } else {
+            int v = u - NWQ - NKT, r = v >> 3, k = (v & 7) * 8;
+            gc_cp16(st + L::P + r * L::LDT + k, Pg + r * C + k);
+        }
+    }
+}
+/* cp.async one chunk's Tu into the Tu buffer */
+template <int DK>
+static __device__ __forceinline__ void gc_tu_load(kbf16 *smem, const kbf16 *wp, int tid)
+{
+    typedef gc_stage<DK> L;
+    const kbf16 *Tu = wp + 3 * GC_C * DK;
+    for (int u = tid; u < GC_C * (GC_C / 8); u += GC_THREADS) {
+        int r = u >> 3, k = (u & 7) * 8;
+        gc_cp16(smem + L::TU + r * L::LDT + k, Tu + r * GC_C + k);
+    }
+}
+
+/* O^T (16 value rows x the chunk's tokens) of one warp from its A fragments
+ * sa (S^T at chunk start, NK = Dk/16 blocks) and da (Delta^T, 4 blocks) and
+ * the B operands Q~ (64 x Dk, row stride ldq) and P (64 x 64, row stride ldp)
+ * in shared memory: O^T = S^T Q~^T + Delta^T P^T, stored at ob[r * VD] and
+ * ob[r * VD + 8] (ob = &o[tok0][h][vw + g]) for rows r < len. The fused scan
+ * and the split variant's output kernel both run exactly this, so their o
+ * agree bit for bit when given the same operands. */
+template <int NK>
+static __device__ __forceinline__ void gc_out_tile(const uint32_t (&sa)[NK][4],
+                                                   const uint32_t (&da)[4][4], const kbf16 *Qs,
+                                                   int ldq, const kbf16 *Ps, int ldp, float *ob,
+                                                   size_t VD, int len, int g, int t)
+{
+    const int nj = (len + 7) >> 3;
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+        if (j < nj) {
+            float a[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            const kbf16 *bq = Qs + (8 * j + g) * ldq + 2 * t;
+#pragma unroll
+            for (int kk = 0; kk < NK; kk++)
+                gc_mma(a, sa[kk], gc_ld32(bq + 16 * kk), gc_ld32(bq + 16 * kk + 8));
+            const kbf16 *bp = Ps + (8 * j + g) * ldp + 2 * t;
+#pragma unroll
+            for (int kk = 0; kk <= j / 2; kk++)
+                gc_mma(a, da[kk], gc_ld32(bp + 16 * kk), gc_ld32(bp + 16 * kk + 8));
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = 8 * j + 2 * t + (e & 1);
+                if (r < len)
+                    ob[(size_t)r * VD + 8 * (e >> 1)] = a[e];
+            }
+        }
+}
+
+/* The split variant's output kernel over all chunks (gdn_chunk_split.cu),
+ * reading Q~ and P of the prep workspace wk and the fragments at split that
+ * the states-only scan stored. Returns the launch status. */
+int gc_out_run(int Dk, const int32_t *plan, int N, int nchunks, int Hv, int Dv, float *o,
+               const kbf16 *wk, const uint4 *split, cudaStream_t s);
+#endif

@@ -52,13 +52,23 @@ gdn_chunk_out_kernel(const int32_t *__restrict__ plan, int N, int Hv, int Dv, in
     }
     /* Q~ and P rows past len are zero in the workspace and never read for
      * output rows >= len anyway; stage all 64 */
-    for (int u = tid; u < C * RU; u += GC_THREADS) {
-        int r = u / RU, k = (u % RU) * 8;
-        *(uint4 *)(qs + r * L::LDK + k) = Qg[u];
+    static_assert(C * RU % GC_THREADS == 0 && C * (C / 8) % GC_THREADS == 0, "even split");
+    uint4 qv[C * RU / GC_THREADS], pv[C * (C / 8) / GC_THREADS];
+#pragma unroll
+    for (int i = 0; i < C * RU / GC_THREADS; i++) /* all loads in flight first */
+        qv[i] = Qg[tid + i * GC_THREADS];
+#pragma unroll
+    for (int i = 0; i < C * (C / 8) / GC_THREADS; i++)
+        pv[i] = Pg[tid + i * GC_THREADS];
+#pragma unroll
+    for (int i = 0; i < C * RU / GC_THREADS; i++) {
+        int u = tid + i * GC_THREADS, r = u / RU, k = (u % RU) * 8;
+        *(uint4 *)(qs + r * L::LDK + k) = qv[i];
     }
-    for (int u = tid; u < C * (C / 8); u += GC_THREADS) {
-        int r = u >> 3, k = (u & 7) * 8;
-        *(uint4 *)(ps + r * L::LDT + k) = Pg[u];
+#pragma unroll
+    for (int i = 0; i < C * (C / 8) / GC_THREADS; i++) {
+        int u = tid + i * GC_THREADS, r = u >> 3, k = (u & 7) * 8;
+        *(uint4 *)(ps + r * L::LDT + k) = pv[i];
     }
     __syncthreads();
     if (act)

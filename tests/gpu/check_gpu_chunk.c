@@ -231,10 +231,11 @@ START_TEST(test_chunk_flags)
     }
     ck_assert_int_eq(kern_gdn_chunk_auto_split(0, 128, 30, 192), 0);
 
-    int lens[3] = {300, 7, 130};
+    int lens[3] = {700, 7, 300}; /* 17 chunks: long enough for the auto rule */
     struct gu_gdn_batch *b = gu_gdn_batch_create(2, 4, 32, 64, lens, 3, 5, 2, 0, 730);
     int32_t plan[64];
     int nc = kern_gdn_chunk_plan(b->qs, 3, plan);
+    ck_assert_int_eq(kern_gdn_chunk_auto_split(3, nc, 4, 64), 1);
     int32_t *dplan = gu_dev(kern_gdn_chunk_plan_ints(3, nc) * 4);
     gu_up(dplan, plan, kern_gdn_chunk_plan_ints(3, nc) * 4);
     size_t wf = kern_gdn_chunk_work_bytes(nc, 4, 32, 64),
@@ -280,12 +281,21 @@ START_TEST(test_chunk_flags)
     flags_run(b, dplan, nc, work, wb, KERN_GDN_CHUNK_STATES_ONLY, &dO, &dst);
     flags_run(b, dplan, nc, work, wb, KERN_GDN_CHUNK_OUT_ONLY, &dO, &dst);
     flags_cmp(b, "chunk split prep + states + out alone", dO, dst, o_ref, st_ref, 1e-6);
-    dO = NULL, dst = NULL;
-    flags_run(b, dplan, nc, work, wf, KERN_GDN_CHUNK_AUTO, &dO, &dst);
-    flags_cmp(b, "chunk auto, fused-size workspace", dO, dst, o_ref, st_ref, 0.0);
-    dO = NULL, dst = NULL;
-    flags_run(b, dplan, nc, work, wb, KERN_GDN_CHUNK_AUTO, &dO, &dst);
-    flags_cmp(b, "chunk auto, split-size workspace", dO, dst, o_ref, st_ref, 1e-6);
+    /* auto: which variant ran shows in the split part of the workspace
+     * (re-poisoned first; the split scan writes chunk 0's zero initial
+     * state there, sequence 0 having no initial state) */
+    size_t soff = wb - (size_t)nc * 4 * 64 * (32 + 64) * 2;
+    uint32_t probe[4];
+    for (int pass = 0; pass < 2; pass++) {
+        ck_assert(cudaMemset((char *)work + soff, 0xFF, wb - soff) == cudaSuccess);
+        dO = NULL, dst = NULL;
+        flags_run(b, dplan, nc, work, pass ? wb : wf, KERN_GDN_CHUNK_AUTO, &dO, &dst);
+        flags_cmp(b, pass ? "chunk auto, split-size workspace" : "chunk auto, fused-size workspace",
+                  dO, dst, o_ref, st_ref, 1e-6);
+        gu_down(probe, (char *)work + soff, sizeof probe);
+        ck_assert_msg(probe[0] == (pass ? 0u : 0xFFFFFFFFu), "auto ran the %s variant",
+                      probe[0] == 0xFFFFFFFFu ? "fused" : "split");
+    }
     free(o_ref), free(st_ref);
     gu_gdn_batch_destroy(b);
     gu_free_all();

@@ -46,7 +46,9 @@
  * computes every chunk's O^T = S^T Q~^T + Delta^T P^T in parallel with the
  * same products in the same order: o and the state equal the fused
  * variant's. Extra HBM traffic: the operands written and read back (~2 x
- * 61 KB per chunk and head) against a shorter serial chain.
+ * 61 KB per chunk and head) against a shorter serial chain. sm_90 at Dk = 96:
+ * fused scan 192 registers, states scan 191 (same dynamic shared memory;
+ * it skips staging Q~ and P), output kernel 72; no spills.
  * Selection (kern_gdn_chunk, kern_gdn_chunk_auto_split): split when the fused
  * scan would leave SMs idle, ceil(Dv/64) Hv N < KERN_GDN_CHUNK_SPLIT_WAVES x
  * the SM count (2: the fused scan fits 2 CTAs per SM), and the sequences are

@@ -375,6 +375,10 @@ static int bench_gdn_chunk(struct cu_impl *m, int N, int L)
             break;
         }
         ms = ev_time(m->stream, 10, gdn_chunk_fn, &a);
+        if (ms < 0) {
+            rc = -EIO;
+            break;
+        }
         snprintf(note, sizeof note, "(%.1f us/layer)", ms * 1e3);
         emit(rows[i].what, shape, ms * 1e6 / T, "ns/tok", note);
     }

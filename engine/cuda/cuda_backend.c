@@ -102,9 +102,17 @@ size_t eng_cuda_weight_bytes(const struct cfg_model *c)
     return b;
 }
 
+/* Rows of the fused GDN in-projection [q;k;v;g;a;b], padded (zero rows) to
+ * a multiple of CU_IN_ROWS_ALIGN. */
+static int gdn_in_rows(const struct cfg_model *c)
+{
+    int a = cfg_gdn_conv_dim(c) + cfg_gdn_value_dim(c) + 2 * c->linear_num_value_heads;
+    return (a + CU_IN_ROWS_ALIGN - 1) / CU_IN_ROWS_ALIGN * CU_IN_ROWS_ALIGN;
+}
+
 static size_t proj_cols(const struct cfg_model *c)
 {
-    size_t a = (size_t)cfg_gdn_conv_dim(c) + cfg_gdn_value_dim(c) + 2 * c->linear_num_value_heads;
+    size_t a = (size_t)gdn_in_rows(c);
     size_t b = (size_t)(c->num_attention_heads + 2 * c->num_key_value_heads) * c->head_dim;
     size_t f = 2 * (size_t)c->intermediate_size;
     return a > b ? (a > f ? a : f) : (b > f ? b : f);
@@ -249,7 +257,7 @@ static int cuda_init(struct engine *e)
     m->VD = cfg_gdn_value_dim(c);
     m->CD = cfg_gdn_conv_dim(c);
     m->K = c->linear_conv_kernel_dim;
-    m->gdn_in_rows = m->CD + m->VD + 2 * m->Hv;
+    m->gdn_in_rows = gdn_in_rows(c);
     m->attn_in_rows = (m->Hq + 2 * m->Hkv) * m->D;
     m->num_gdn = c->num_gdn_layers;
     m->num_attn = c->num_attn_layers;

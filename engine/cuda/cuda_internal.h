@@ -29,6 +29,12 @@
 
 /* ---- cuBLASLt GEMMs: Y (N, M) = X (N, K) . W (M, K)^T [+ beta Y] ---- */
 #define CU_GEMM_PLANS 64
+/* The fused GDN in-projection has CD + VD + 2 Hv rows (17340 at 7B), a
+ * shape cuBLASLt handles badly (H100: 288 TFLOP/s at 8192 tokens against
+ * 632-748 for the other projections, 1.37 TB/s at one token); its weight and
+ * its output's row stride are padded with zero rows to a multiple of this
+ * (17408). Nothing reads the padding's outputs. */
+#define CU_IN_ROWS_ALIGN 256
 /* Decode steps of up to this many tokens use kern_gemv: on the H100 the
  * GEMV took the batch-1 step from 8.20 to 6.68 ms, but the batch-8 step from
  * 8.99 to 10.39 ms (X's L1 traffic grows with T), so 8 is past the
@@ -91,6 +97,7 @@ struct cu_impl {
     struct cu_gemm gemm;
     /* dims */
     int C, F, V, L, Hq, Hkv, D, Hk, Hv, Dk, Dv, KD, VD, CD, K;
+    /* fused in-projection rows; the GDN one padded to CU_IN_ROWS_ALIGN */
     int gdn_in_rows, attn_in_rows;
     int num_gdn, num_attn;
     /* weights */

@@ -228,6 +228,10 @@ static int layer_upload(struct cu_impl *m, struct stage *st, struct cu_layer *ly
     const struct eng_tensor *in[6] = {&lw->gq, &lw->gk, &lw->gv, &lw->gg, &lw->ga, &lw->gb};
     if ((rc = upload_parts(st, ly->w_in, in, 6)) || (rc = upload_bf16(st, ly->w_o, &lw->go)))
         return rc;
+    /* the alignment padding rows (CU_IN_ROWS_ALIGN): zeros, not leftovers */
+    size_t used = (size_t)m->CD + m->VD + 2 * (size_t)m->Hv;
+    if (rows > (int)used)
+        CU_CHECK(cudaMemset(ly->w_in + used * m->C, 0, (rows - used) * (size_t)m->C * 2));
     ly->norm1 = upload_f32(m, &lw->in_norm);
     ly->norm2 = upload_f32(m, &lw->post_attn_norm);
     ly->conv = upload_f32(m, &lw->conv);

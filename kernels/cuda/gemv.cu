@@ -3,8 +3,14 @@
 #include "kernels/cuda/kern_util.h"
 
 #define GV_WARPS 8 /* warps per block */
-#define GV_R 2     /* weight rows per warp */
-#define GV_U 4     /* 16-byte loads per lane per row in flight */
+/* Weight rows per warp R and 16-byte loads per lane per row in flight U:
+ * R = 2, U = 4 for T <= 2; R = 4, U = 2 beyond, where the X reads (T per W
+ * load, shared by the R rows) rather than W's stream limit the kernel. The
+ * T = 3..8 choice is unmeasured (the H100 run timed R = 2 at T = 8: slower
+ * than cuBLASLt); the bench's GEMV-vs-cuBLASLt rows at T = 4, 8 decide. */
+template <int T> struct gv_shape {
+    enum { R = T <= 2 ? 2 : 4, U = T <= 2 ? 4 : 2 };
+};
 
 /* dot of 8 bf16 pairs packed in two uint4s, added to acc */
 static __device__ __forceinline__ float gv_dot8(uint4 a, uint4 b, float acc)
@@ -23,6 +29,7 @@ static __global__ void __launch_bounds__(GV_WARPS * 32)
 gemv_kernel(const uint4 *__restrict__ W, const uint4 *__restrict__ X, float *__restrict__ Y,
             int M, int K8, int accumulate)
 {
+    constexpr int GV_R = gv_shape<T>::R, GV_U = gv_shape<T>::U;
     const int lane = threadIdx.x & 31;
     const int m0 = (blockIdx.x * GV_WARPS + (threadIdx.x >> 5)) * GV_R;
     if (m0 >= M)
@@ -67,7 +74,7 @@ gemv_kernel(const uint4 *__restrict__ W, const uint4 *__restrict__ X, float *__r
                 v += __shfl_xor_sync(0xffffffffu, v, o);
             acc[r][t] = v;
         }
-    /* lane r*T + t stores output (t, m0 + r) */
+    /* lane r*T + t stores output (t, m0 + r); R * T <= 32 */
 #pragma unroll
     for (int r = 0; r < GV_R; r++)
 #pragma unroll
@@ -89,15 +96,16 @@ extern "C" int kern_gemv(const uint16_t *W, const uint16_t *X, float *Y, int M, 
 {
     if (!kern_gemv_ok(W, X, M, T, K))
         return (int)cudaErrorInvalidValue;
-    int rows_per_block = GV_WARPS * GV_R;
-    dim3 grid((M + rows_per_block - 1) / rows_per_block);
     const uint4 *w = (const uint4 *)W, *x = (const uint4 *)X;
     int K8 = K / 8;
     switch (T) {
 #define GV_CASE(n)                                                                   \
-    case n:                                                                          \
-        gemv_kernel<n><<<grid, GV_WARPS * 32, 0, s>>>(w, x, Y, M, K8, accumulate); \
-        break
+    case n: {                                                                        \
+        int rpb = GV_WARPS * gv_shape<n>::R;                                         \
+        gemv_kernel<n><<<(M + rpb - 1) / rpb, GV_WARPS * 32, 0, s>>>(w, x, Y, M, K8, \
+                                                                    accumulate);     \
+        break;                                                                       \
+    }
         GV_CASE(1);
         GV_CASE(2);
         GV_CASE(3);

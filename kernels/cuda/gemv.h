@@ -6,8 +6,9 @@
  * Why: at T = 1 the step is a pass over every weight byte, and cuBLASLt's
  * choices reached 1.4-2.8 TB/s on the H100 depending on the shape (1.37 TB/s
  * for the 17340-row GDN in-projection), against ~3 TB/s a plain stream gets.
- * Here each warp owns two weight rows and streams them in 16-byte loads,
- * four per lane in flight per row, the X rows coming from L1/L2; dot
+ * Here each warp owns two weight rows (four for T > 2, so that each X read
+ * serves more rows) and streams them in 16-byte loads, eight per lane in
+ * flight, the X rows coming from L1/L2; dot
  * products in fp32, a warp shuffle reduction, one store per output.
  * Bytes: M*K*2 (W) + T*K*2 (X) + T*M*4 (Y); FLOPs 2*M*K*T: bandwidth-bound
  * far beyond T = 8 on Hopper, but X's L1 traffic grows with T, hence the cap.

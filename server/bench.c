@@ -184,6 +184,69 @@ static int bench_decode(struct bench_ctx *b, int B, int ctx, int iters)
     return 0;
 }
 
+/* Where a decode step's GPU time goes: one eager step of B decodes queued
+ * behind a 30 ms spin (so the GPU runs its kernels back to back, as in a
+ * graph replay), an event after every op (cu_prof in cuda_internal.h); op
+ * time = time since the previous op's event, summed per op name. */
+static int bench_decode_profile(struct bench_ctx *b, struct cu_impl *m, int B, int ctx)
+{
+    struct cu_prof *p = &m->prof;
+    for (int i = 0; i < CU_PROF_MAX; i++)
+        if (cudaEventCreate(&p->ev[i]) != cudaSuccess)
+            return -EIO;
+    int *cache = malloc(B * sizeof *cache), *one = malloc(B * sizeof *one);
+    for (int i = 0; i < B; i++)
+        cache[i] = ctx, one[i] = 1;
+    int rc = run_step(b, B, cache, one, B) < 0 ? -EIO : 0; /* warm: plans */
+    for (int i = 0; i < B; i++)
+        cache[i]++;
+    p->on = 1;
+    p->n = 0;
+    if (!rc && kern_spin_us(30000, m->stream))
+        rc = -EIO;
+    if (!rc && run_step(b, B, cache, one, B) < 0)
+        rc = -EIO;
+    p->on = 0;
+    if (!rc && p->n < 2)
+        rc = -EIO;
+    struct op_sum {
+        const char *what;
+        int calls;
+        float us;
+    } agg[48];
+    int na = 0;
+    float total = 0;
+    for (int k = 1; k < p->n && !rc; k++) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, p->ev[k - 1], p->ev[k]) != cudaSuccess) {
+            rc = -EIO;
+            break;
+        }
+        int a = 0;
+        while (a < na && strcmp(agg[a].what, p->what[k]))
+            a++;
+        if (a == na && na < 48)
+            agg[na++] = (struct op_sum){p->what[k], 0, 0};
+        if (a < na)
+            agg[a].calls++, agg[a].us += ms * 1e3f;
+        total += ms * 1e3f;
+    }
+    for (int a = 0; a < na && !rc; a++) {
+        char shape[64], note[64];
+        snprintf(shape, sizeof shape, "B=%d %s", B, agg[a].what);
+        snprintf(note, sizeof note, "(%d calls, %.1f%% of %.0f us)", agg[a].calls,
+                 100.0 * agg[a].us / total, total);
+        emit("decode step op", shape, agg[a].us, "us", note);
+    }
+    if (rc)
+        fprintf(stderr, "bench: decode profile B=%d failed\n", B);
+    for (int i = 0; i < CU_PROF_MAX; i++)
+        cudaEventDestroy(p->ev[i]);
+    p->n = 0;
+    free(cache), free(one);
+    return rc;
+}
+
 static int bench_prefill(struct bench_ctx *b, int N, int L, int reps)
 {
     int *cache = calloc(N, sizeof *cache), *n = malloc(N * sizeof *n);
@@ -676,6 +739,8 @@ int bench_main(int argc, char **argv)
             rc = bench_prefill(&b, 1, 8192, 3) ? 1 : 0;
         if (!rc)
             rc = bench_prefill(&b, 16, 512, 3) ? 1 : 0;
+        if (!rc)
+            rc = bench_decode_profile(&b, m, 1, ctx) || bench_decode_profile(&b, m, 64, ctx);
     }
     if (kernels && !rc) {
         int gb[4] = {1, 8, 64, 256};

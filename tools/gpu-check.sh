@@ -7,7 +7,7 @@
 # file, OUTDIR/gpu-logs.tgz (the device tool returns only a few files, and
 # whatever a step leaves before a time-out still comes back). Used with the
 # device tool; CI has no GPU and never runs this.
-#   tools/gpu-check.sh OUTDIR [test|bench|spec|fla|memcheck|serve|refs|profile]...
+#   tools/gpu-check.sh OUTDIR [test|bench|spec|fla|memcheck|serve|refs]...
 #   (default: test memcheck bench fla serve; T_TEST, T_BENCH, T_FLA override
 #   those steps' time limits so that several fit in one device call)
 set -o pipefail
@@ -107,18 +107,6 @@ for s in $steps; do
             | tail -c 300; echo
         curl -s localhost:18123/metrics | grep -E "^deltaserve:(num_requests|generation_tokens)" | head -5
         kill -INT $sp; wait $sp; echo "server rc=$?"; grep -E "device|plan|error" "$OUT/serve.log" | head -8 ;;
-    profile)
-        # where a decode step's time goes: nsys kernel summary of a B=1 bench
-        if command -v nsys > /dev/null; then
-            timeout 120 nsys profile -o /tmp/decode --force-overwrite true -t cuda \
-                $BENCH --decode-batches 1 --skip-kernels --iters 20 > "$OUT/profile.log" 2>&1
-            echo "nsys rc=$?"
-            nsys stats --report cuda_gpu_kern_sum --format csv -o "$OUT/decode" /tmp/decode.nsys-rep \
-                >> "$OUT/profile.log" 2>&1
-            head -40 "$OUT"/decode_cuda_gpu_kern_sum.csv 2>/dev/null | cut -c1-220
-        else
-            echo "profile: no nsys on this machine"
-        fi ;;
     refs)
         PYTHONUNBUFFERED=1 timeout 200 python3 tools/make_fixtures.py --bundled-refs --out "$OUT" \
             > "$OUT/refs.log" 2>&1; echo "refs rc=$?"; tail -3 "$OUT/refs.log" ;;

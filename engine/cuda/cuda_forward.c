@@ -78,6 +78,15 @@ static struct meta_ptrs meta_layout(const struct cu_impl *m, int32_t *base)
         }                                                                                \
     } while (0)
 
+/* step profiler mark: an event after the op just enqueued (cu_prof) */
+#define PROF(label_)                                                                     \
+    do {                                                                                 \
+        if (m->prof.on && m->prof.n < CU_PROF_MAX) {                                     \
+            cudaEventRecord(m->prof.ev[m->prof.n], s);                                   \
+            m->prof.what[m->prof.n++] = (label_);                                        \
+        }                                                                                \
+    } while (0)
+
 static int attn_splits(const struct cu_impl *m, int T)
 {
     int work = T * m->Hq;
@@ -109,62 +118,86 @@ static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int npt
     const int32_t *tok_spec = spec ? d.tok_spec : NULL;
     float eps = (float)c->rms_norm_eps;
     int C = m->C;
+    PROF("start");
     K_CHECK(kern_embed(m->embed, d.tok, T, C, m->x, s));
+    PROF("embed");
     int xb_valid = 0;
     for (int l = 0; l < m->L; l++) {
         const struct cu_layer *ly = &m->layers[l];
         if (!ly->is_attn) {
             int gi = ly->gdn_index, P = m->gdn_in_rows;
             K_CHECK(kern_add_rmsnorm(m->x, NULL, ly->norm1, NULL, T, C, eps, m->xb, s));
+            PROF("GDN: input rmsnorm");
             int rc = cu_gemm_run(&m->gemm, ly->w_in, m->xb, m->proj, 0, P, T, C, 0, s);
             if (rc)
                 return rc;
+            PROF("GDN: gemm in-proj");
             K_CHECK(kern_conv1d_fwd(m->proj, P, ly->conv, m->CD, m->K, T, d.tok_seq, d.qs,
                                     d.slot, d.has_init, m->conv_state[gi], m->conv_slot_elems,
                                     m->y, s));
+            PROF("GDN: conv1d");
             K_CHECK(kern_conv1d_state_update_spec(m->proj, P, m->CD, m->K, N, d.qs, d.slot,
                                                   d.has_init, tok_spec, m->conv_state[gi],
                                                   m->conv_slot_elems, s));
+            PROF("GDN: conv state update");
             K_CHECK(kern_gdn_gate(m->proj, P, m->CD + m->VD, m->CD + m->VD + m->Hv, ly->A_log,
                                   ly->dt_bias, c->allow_neg_eigval, T, m->Hv, m->g, m->beta, s));
+            PROF("GDN: gate");
             float qscale = 1.0f / sqrtf((float)m->Dk);
-            if (gs.nrec > 0)
+            if (gs.nrec > 0) {
                 K_CHECK(kern_gdn_recurrent_spec(m->y, m->g, m->beta, gs.nrec, d.qs, d.slot,
                                                 d.has_init, tok_spec, m->Hk, m->Hv, m->Dk, m->Dv,
                                                 qscale, m->ssm_state[gi], m->opt.ssm_state_bf16,
                                                 m->ssm_slot_elems, m->o, s));
-            if (gs.nrec < N)
+                PROF("GDN: recurrent");
+            }
+            if (gs.nrec < N) {
                 K_CHECK(kern_gdn_chunk(m->y, m->g, m->beta, N - gs.nrec, d.plan, gs.nchunks,
                                        d.slot + gs.nrec, d.has_init + gs.nrec, m->Hk, m->Hv,
                                        m->Dk, m->Dv, qscale, m->ssm_state[gi],
                                        m->opt.ssm_state_bf16, m->ssm_slot_elems, m->o,
                                        m->gdn_work, m->gdn_work_bytes, s));
+                PROF("GDN: chunked");
+            }
             K_CHECK(kern_gated_rmsnorm(m->o, m->proj + m->CD, P, ly->o_norm, T, m->Hv, m->Dv,
                                        1e-5f, m->ob, s));
+            PROF("GDN: gated rmsnorm");
             if ((rc = cu_gemm_run(&m->gemm, ly->w_o, m->ob, m->x, 0, C, T, m->VD, 1, s)))
                 return rc;
+            PROF("GDN: gemm out-proj");
             K_CHECK(kern_add_rmsnorm(m->x, NULL, ly->norm2, NULL, T, C, eps, m->xb, s));
+            PROF("GDN: post rmsnorm");
             if ((rc = cu_gemm_run(&m->gemm, ly->w_gu, m->xb, m->proj, 0, 2 * m->F, T, C, 0, s)))
                 return rc;
+            PROF("MLP: gemm gate+up");
             K_CHECK(kern_swiglu(m->proj, T, m->F, m->act, s));
+            PROF("MLP: swiglu");
             if ((rc = cu_gemm_run(&m->gemm, ly->w_down, m->act, m->x, 0, C, T, m->F, 1, s)))
                 return rc;
+            PROF("MLP: gemm down");
             xb_valid = 0;
         } else {
             int ai = ly->attn_index, P = m->attn_in_rows, QD = m->Hq * m->D,
                 KVD = m->Hkv * m->D;
             int rc;
-            if (!xb_valid)
+            if (!xb_valid) {
                 K_CHECK(kern_f32_to_bf16(m->x, (size_t)T * C, m->xb, s));
+                PROF("attn: cast");
+            }
             if ((rc = cu_gemm_run(&m->gemm, ly->w_in, m->xb, m->proj, 0, P, T, C, 0, s)))
                 return rc;
+            PROF("attn: gemm q;k;v");
             K_CHECK(kern_rmsnorm_inplace(m->proj, P, ly->q_norm, T, QD, eps, s));
             K_CHECK(kern_rmsnorm_inplace(m->proj + QD, P, ly->k_norm, T, KVD, eps, s));
-            if (m->rope_on)
+            PROF("attn: q/k norm");
+            if (m->rope_on) {
                 K_CHECK(kern_rope(m->proj, P, m->Hq + m->Hkv, m->D, d.pos, m->inv_freq,
                                   m->rope_mscale, T, s));
+                PROF("attn: rope");
+            }
             K_CHECK(kern_kv_write(m->proj, P, QD, QD + KVD, T, m->Hkv, m->D, m->bs, d.slot_map,
                                   m->kc[ai], m->vc[ai], s));
+            PROF("attn: kv write");
             struct kern_attn_args a = {
                 .q = m->proj, .q_stride = P, .kc = m->kc[ai], .vc = m->vc[ai],
                 .block_table = d.bt, .max_blocks = m->opt.max_blocks_per_seq,
@@ -173,19 +206,27 @@ static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int npt
                 .D = m->D, .bs = m->bs, .scale = 1.0f / sqrtf((float)m->D),
                 .nsplit = attn_splits(m, T), .work = m->attn_work, .out = m->ob};
             K_CHECK(kern_attention(&a, s));
+            PROF("attn: attention");
             if ((rc = cu_gemm_run(&m->gemm, ly->w_o, m->ob, m->tmp, 0, C, T, QD, 0, s)))
                 return rc;
+            PROF("attn: gemm out-proj");
             K_CHECK(kern_rmsnorm_add(m->x, m->tmp, C, ly->norm1, T, C, eps, m->xb, s));
+            PROF("attn: post rmsnorm + residual");
             if ((rc = cu_gemm_run(&m->gemm, ly->w_gu, m->xb, m->proj, 0, 2 * m->F, T, C, 0, s)))
                 return rc;
+            PROF("MLP: gemm gate+up");
             K_CHECK(kern_swiglu(m->proj, T, m->F, m->act, s));
+            PROF("MLP: swiglu");
             if ((rc = cu_gemm_run(&m->gemm, ly->w_down, m->act, m->tmp, 0, C, T, m->F, 0, s)))
                 return rc;
+            PROF("MLP: gemm down");
             K_CHECK(kern_rmsnorm_add(m->x, m->tmp, C, ly->norm2, T, C, eps, m->xb, s));
+            PROF("MLP: post rmsnorm + residual");
             xb_valid = 1;
         }
     }
     K_CHECK(kern_add_rmsnorm(m->x, NULL, m->final_norm, d.rows, R, C, eps, m->xb, s));
+    PROF("final norm");
     return 0;
 }
 
@@ -222,7 +263,7 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
 
     /* graph eligibility: decode only, one logits row per sequence in order */
     int gi = -1;
-    if (m->opt.use_graphs && b->num_decode == N && T == N && R == N) {
+    if (m->opt.use_graphs && !m->prof.on && b->num_decode == N && T == N && R == N) {
         int ok = 1;
         for (int i = 0; i < R && ok; i++)
             ok = b->logits_rows[i] == i;
@@ -362,6 +403,7 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
             int n = R - r0 < m->opt.max_logits ? R - r0 : m->opt.max_logits;
             if ((rc = run_lm_head(m, r0, n)))
                 return rc;
+            PROF("lm_head");
             if (!keep)
                 CU_CHECK(cudaMemcpyAsync(logits + (size_t)r0 * m->V, m->logits,
                                      (size_t)n * m->V * 4, cudaMemcpyDeviceToHost, s));

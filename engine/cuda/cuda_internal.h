@@ -28,6 +28,7 @@
     } while (0)
 
 /* ---- cuBLASLt GEMMs: Y (N, M) = X (N, K) . W (M, K)^T [+ beta Y] ---- */
+#define CU_PROF_MAX 1024 /* profiled ops per step */
 #define CU_GEMM_PLANS 64
 /* The fused GDN in-projection has CD + VD + 2 Hv rows (17340 at 7B), a
  * shape cuBLASLt handles badly (H100: 288 TFLOP/s at 8192 tokens against
@@ -150,6 +151,14 @@ struct cu_impl {
     struct cu_sampler *sampler;  /* owned; NULL with opt.no_device_sampling */
     int kept_rows;               /* logits rows the last forward kept on the device, -1: none */
     uint64_t sample_fallbacks;   /* steps ops->sample refused for capacity */
+    /* step profiler (the bench's decode breakdown): while on, eager steps
+     * record an event after every op of run_layers and the lm_head, with the
+     * op's name; graphs are not used meanwhile. Engine thread only. */
+    struct cu_prof {
+        int on, n;
+        cudaEvent_t ev[CU_PROF_MAX];
+        const char *what[CU_PROF_MAX];
+    } prof;
 };
 
 /* allocation helper: cudaMalloc recorded in impl->allocs; NULL on failure */

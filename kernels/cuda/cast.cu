@@ -1,6 +1,7 @@
 /* kernels/cuda/cast.cu: elementwise fp32->bf16 cast and counter-hash random
  * fills (splitmix64 of seed and index: stateless, so any grid shape gives the
- * same values). Engine thread (and the benchmark) launch them. */
+ * same values), and a timed spin for the benchmark's step profile. Engine
+ * thread (and the benchmark) launch them. */
 #include "kernels/cuda/cast.h"
 #include "kernels/cuda/kern_util.h"
 
@@ -64,5 +65,27 @@ extern "C" int kern_fill_uniform_f32(float *dst, size_t n, uint64_t seed, float 
     if (!n)
         return 0;
     fill_f32_kernel<<<grid_for(n), 256, 0, s>>>(dst, n, seed, lo, hi);
+    return KU_LAUNCH_RESULT();
+}
+
+/* one thread waits on the global nanosecond timer: keeps the stream busy so
+ * that the host queues a whole step behind it */
+static __global__ void spin_kernel(unsigned long long ns)
+{
+#ifndef DS_CUDA_EMU
+    unsigned long long t0, t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+    do {
+        __nanosleep(1000);
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    } while (t - t0 < ns);
+#else
+    (void)ns;
+#endif
+}
+
+extern "C" int kern_spin_us(int us, cudaStream_t s)
+{
+    spin_kernel<<<1, 1, 0, s>>>((unsigned long long)(us > 0 ? us : 0) * 1000ull);
     return KU_LAUNCH_RESULT();
 }

@@ -1,5 +1,6 @@
 /* kernels/cuda/cast.h: fp32 -> bf16 conversion (a GEMM input from the fp32
- * residual) and random fills for the benchmark's generated weights.
+ * residual), random fills for the benchmark's generated weights, and a
+ * timed spin for the benchmark's step profile.
  * Called from the engine thread; asynchronous on the stream. */
 #ifndef DS_KERNELS_CUDA_CAST_H
 #define DS_KERNELS_CUDA_CAST_H
@@ -17,6 +18,11 @@ int kern_fill_uniform_bf16(uint16_t *dst, size_t n, uint64_t seed, float lo, flo
                            cudaStream_t s);
 int kern_fill_uniform_f32(float *dst, size_t n, uint64_t seed, float lo, float hi,
                           cudaStream_t s);
+/* Occupy the stream for about us microseconds (one thread sleeping on the
+ * global timer; returns at once on the emulator). The bench's step profile
+ * queues a step behind it so that the GPU runs the step's kernels back to
+ * back, as a graph replay would, instead of waiting on each launch. */
+int kern_spin_us(int us, cudaStream_t s);
 #ifdef __cplusplus
 }
 #endif

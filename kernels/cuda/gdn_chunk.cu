@@ -355,7 +355,7 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
     for (int j = 0; j < NJ; j++)
 #pragma unroll
         for (int e = 0; e < 4; e++)
-            s[j][e] = init && act ? gc_io<ST>::ld(Sg + (size_t)(8 * j + 2 * t + (e & 1)) * Dv +
+            s[j][e] = init && act ? ku_state<ST>::ld(Sg + (size_t)(8 * j + 2 * t + (e & 1)) * Dv +
                                                   vw + g + 8 * (e >> 1))
                                   : 0.0f;
 
@@ -456,7 +456,7 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
         for (int j = 0; j < NJ; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++)
-                gc_io<ST>::st(Sg + (size_t)(8 * j + 2 * t + (e & 1)) * Dv + vw + g + 8 * (e >> 1),
+                ku_state<ST>::st(Sg + (size_t)(8 * j + 2 * t + (e & 1)) * Dv + vw + g + 8 * (e >> 1),
                               s[j][e]);
     }
 }

@@ -43,15 +43,6 @@ static inline size_t gc_split_off(int nchunks, int Hv, int Dk)
     return (gc_fused_bytes(nchunks, Hv, Dk) + 255) & ~(size_t)255;
 }
 
-template <typename ST> struct gc_io;
-template <> struct gc_io<float> {
-    static __device__ __forceinline__ float ld(const float *p) { return *p; }
-    static __device__ __forceinline__ void st(float *p, float v) { *p = v; }
-};
-template <> struct gc_io<uint16_t> {
-    static __device__ __forceinline__ float ld(const uint16_t *p) { return ku_bf(*p); }
-    static __device__ __forceinline__ void st(uint16_t *p, float v) { *p = ku_to_bf(v); }
-};
 
 #ifdef DS_CUDA_EMU
 /* tools/cuda-emu: m16n8k16 with the PTX ISA's per-lane fragment layouts

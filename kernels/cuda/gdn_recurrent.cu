@@ -21,16 +21,6 @@
 #include "kernels/cuda/gdn_recurrent.h"
 #include "kernels/cuda/kern_util.h"
 
-template <typename ST> struct st_io;
-template <> struct st_io<float> {
-    static __device__ __forceinline__ float ld(const float *p) { return *p; }
-    static __device__ __forceinline__ void st(float *p, float v) { *p = v; }
-};
-template <> struct st_io<uint16_t> {
-    static __device__ __forceinline__ float ld(const uint16_t *p) { return ku_bf(*p); }
-    static __device__ __forceinline__ void st(uint16_t *p, float v) { *p = ku_to_bf(v); }
-};
-
 template <int MAXK, typename ST>
 static __global__ void __launch_bounds__(128)
 gdn_recurrent_kernel(const float *__restrict__ y, const float *__restrict__ g,
@@ -61,7 +51,7 @@ gdn_recurrent_kernel(const float *__restrict__ y, const float *__restrict__ g,
     float S[KH];
 #pragma unroll
     for (int k = 0; k < KH; k++)
-        S[k] = (init && vok && kb + k < Dk) ? st_io<ST>::ld(S_g + (size_t)(kb + k) * Dv + v)
+        S[k] = (init && vok && kb + k < Dk) ? ku_state<ST>::ld(S_g + (size_t)(kb + k) * Dv + v)
                                             : 0.0f;
 
     /* prefetch token 0 */
@@ -144,7 +134,7 @@ gdn_recurrent_kernel(const float *__restrict__ y, const float *__restrict__ g,
 #pragma unroll
                 for (int k = 0; k < KH; k++)
                     if (kb + k < Dk)
-                        st_io<ST>::st(P + (size_t)(kb + k) * Dv + v, S[k]);
+                        ku_state<ST>::st(P + (size_t)(kb + k) * Dv + v, S[k]);
             }
         }
     }
@@ -152,7 +142,7 @@ gdn_recurrent_kernel(const float *__restrict__ y, const float *__restrict__ g,
 #pragma unroll
         for (int k = 0; k < KH; k++)
             if (kb + k < Dk)
-                st_io<ST>::st(S_g + (size_t)(kb + k) * Dv + v, S[k]);
+                ku_state<ST>::st(S_g + (size_t)(kb + k) * Dv + v, S[k]);
     }
 }
 

@@ -25,6 +25,18 @@ static __device__ __forceinline__ uint16_t ku_to_bf(float f)
     return __bfloat16_as_ushort(__float2bfloat16_rn(f));
 }
 
+/* GDN state element I/O for an fp32 or bf16 state slot (--ssm-state-dtype):
+ * ku_state<ST>::ld widens to fp32, ::st rounds to nearest even. */
+template <typename ST> struct ku_state;
+template <> struct ku_state<float> {
+    static __device__ __forceinline__ float ld(const float *p) { return *p; }
+    static __device__ __forceinline__ void st(float *p, float v) { *p = v; }
+};
+template <> struct ku_state<uint16_t> {
+    static __device__ __forceinline__ float ld(const uint16_t *p) { return ku_bf(*p); }
+    static __device__ __forceinline__ void st(uint16_t *p, float v) { *p = ku_to_bf(v); }
+};
+
 static __device__ __forceinline__ float ku_warp_sum(float v)
 {
 #pragma unroll

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "engine/config.h"
+#include "engine/cuda/cuda_internal.h"
 #include "engine/engine.h"
 #include "engine/weights.h"
 #include "tests/gpu/gpu_util.h"
@@ -246,6 +247,54 @@ START_TEST(test_model_bf16_state)
 }
 END_TEST
 
+/* The bench's step profiler (cu_prof): a profiled decode step gives the same
+ * logits as the CPU reference, and one mark per op in order: start, embed,
+ * one recurrent GDN mark per GDN layer and one attention mark per attention
+ * layer, the final norm, the lm_head; elapsed times never negative. */
+START_TEST(test_model_profiled_step)
+{
+    struct pair p;
+    pair_open(&p, 2005, GU_CFG_TINY, 16, 0);
+    struct cu_impl *m = p.e.gpu->impl;
+    struct sq s = {.slot = 1, .cache = 0};
+    int32_t *prompt = rand_tokens(20, p.e.V), nx = 0;
+    int n = 20, one = 1;
+    step(&p, &s, 1, 0, &n, prompt, 0, &nx);
+    for (int i = 0; i < CU_PROF_MAX; i++)
+        ck_assert_int_eq(cudaEventCreate(&m->prof.ev[i]), cudaSuccess);
+    m->prof.on = 1;
+    m->prof.n = 0;
+    int32_t tk = nx;
+    step(&p, &s, 1, 1, &one, &tk, 0, &nx);
+    m->prof.on = 0;
+    int k = m->prof.n, gdn = 0, attn = 0;
+    ck_assert_int_ge(k, 4);
+    ck_assert_str_eq(m->prof.what[0], "start");
+    ck_assert_str_eq(m->prof.what[1], "embed");
+    ck_assert_str_eq(m->prof.what[k - 2], "final norm");
+    ck_assert_str_eq(m->prof.what[k - 1], "lm_head");
+    for (int i = 1; i < k; i++) {
+        gdn += !strcmp(m->prof.what[i], "GDN: recurrent");
+        attn += !strcmp(m->prof.what[i], "attn: attention");
+        float ms = -1;
+        ck_assert_int_eq(cudaEventElapsedTime(&ms, m->prof.ev[i - 1], m->prof.ev[i]), cudaSuccess);
+        ck_assert(ms >= 0);
+    }
+    ck_assert_int_eq(gdn, p.e.cfg.num_gdn_layers);
+    ck_assert_int_eq(attn, p.e.cfg.num_attn_layers);
+    printf("  profiled decode step: %d marks (%d GDN, %d attention layers)\n", k, gdn, attn);
+    for (int i = 0; i < CU_PROF_MAX; i++)
+        cudaEventDestroy(m->prof.ev[i]);
+    m->prof.n = 0;
+    /* and the next step runs unprofiled again */
+    tk = nx;
+    step(&p, &s, 1, 1, &one, &tk, 0, &nx);
+    ck_assert_int_eq(m->prof.n, 0);
+    free(prompt);
+    pair_close(&p, "tiny: profiled decode step");
+}
+END_TEST
+
 Suite *gpu_model_suite(void)
 {
     Suite *s = suite_create("gpu_model");
@@ -256,6 +305,7 @@ Suite *gpu_model_suite(void)
     tcase_add_test(tc, test_model_mixed);
     tcase_add_test(tc, test_model_wide);
     tcase_add_test(tc, test_model_bf16_state);
+    tcase_add_test(tc, test_model_profiled_step);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -116,6 +116,24 @@ static __device__ void ks_block_argmax(float *v, int *i, float *shf, int *shi)
     *i = ai;
 }
 
+/* Block-wide argmax of x[0..V) (lowest index on a tie): every thread gets it. */
+static __device__ void ks_argmax(const float *x, int V, float *mx, int *arg, float *shf,
+                                 int *shi)
+{
+    float m = -INFINITY;
+    int a = INT_MAX;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float v = x[i];
+        if (ks_better(v, i, m, a)) {
+            m = v;
+            a = i;
+        }
+    }
+    ks_block_argmax(&m, &a, shf, shi);
+    *mx = m;
+    *arg = a;
+}
+
 struct ks_add {
     template <class T> __device__ T operator()(T a, T b) const { return a + b; }
 };
@@ -273,16 +291,9 @@ sample_kernel(const float *logits, int V, const struct kern_samp_job *jobs,
     float mg = 1.0f;                              /* this thread's smallest decision margin */
 
     /* raw argmax: the all-banned fallback, and the max for the log-probs */
-    float rmax = -INFINITY;
-    int rarg = INT_MAX;
-    for (int i = tid; i < V; i += nt) {
-        float v = raw[i];
-        if (ks_better(v, i, rmax, rarg)) {
-            rmax = v;
-            rarg = i;
-        }
-    }
-    ks_block_argmax(&rmax, &rarg, shf, shi);
+    float rmax;
+    int rarg;
+    ks_argmax(raw, V, &rmax, &rarg, shf, shi);
 
     /* raw log-probs (logsumexp of sampling.c) and the top alternatives */
     double lse = 0.0;
@@ -357,16 +368,7 @@ sample_kernel(const float *logits, int V, const struct kern_samp_job *jobs,
         }
         __syncthreads();
         w = A;
-        wmax = -INFINITY;
-        warg = INT_MAX;
-        for (int i = tid; i < V; i += nt) {
-            float v = A[i];
-            if (ks_better(v, i, wmax, warg)) {
-                wmax = v;
-                warg = i;
-            }
-        }
-        ks_block_argmax(&wmax, &warg, shf, shi);
+        ks_argmax(A, V, &wmax, &warg, shf, shi);
     }
 
     int chosen;

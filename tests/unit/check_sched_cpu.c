@@ -26,25 +26,11 @@
 #include "engine/weights.h"
 #include "tests/unit/util_fixture.h"
 #include "tests/unit/util_sched.h"
-#include "tests/unit/util_st_writer.h"
 
 #define BS 16
 #define VOCAB 256
 
-static char g_dir[256]; /* the checkpoint of this test process */
-
-static void make_model(void)
-{
-    char err[256];
-    log_set_level(LOG_LVL_WARN);
-    ck_assert_msg(stw_make_tiny_model(g_dir, sizeof g_dir, 1234u, err, sizeof err) == 0, "%s", err);
-}
-
-static void drop_model(void)
-{
-    if (g_dir[0]) stw_rmtree(g_dir);
-    g_dir[0] = 0;
-}
+static void make_model(void) { ts_model_make(1234u); }
 
 struct cpu_rig {
     struct cfg_model cfg;
@@ -57,8 +43,8 @@ static void cpu_rig_init(struct cpu_rig *g, int blocks, int slots, int max_seqs,
 {
     char err[256];
     memset(g, 0, sizeof(*g));
-    ck_assert_msg(cfg_load_dir(&g->cfg, g_dir, err, sizeof err) == 0, "%s", err);
-    ck_assert_msg(eng_weights_load(&g->w, &g->cfg, g_dir, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(cfg_load_dir(&g->cfg, ts_model_dir, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(eng_weights_load(&g->w, &g->cfg, ts_model_dir, err, sizeof err) == 0, "%s", err);
     struct eng_memory mem = {.num_kv_blocks = blocks, .block_size = BS, .num_state_slots = slots};
     g->e = eng_create(&g->cfg, &g->w, &eng_backend_cpu, &mem, err, sizeof err);
     ck_assert_msg(g->e != NULL, "%s", err);
@@ -308,7 +294,7 @@ Suite *sched_cpu_suite(void)
     Suite *s = suite_create("sched_cpu");
     TCase *tc = tcase_create("cpu");
     tcase_set_timeout(tc, 300);
-    tcase_add_checked_fixture(tc, make_model, drop_model);
+    tcase_add_checked_fixture(tc, make_model, ts_model_drop);
     tcase_add_test(tc, test_cpu_chunked_prefill);
     tcase_add_test(tc, test_cpu_fork_n2);
     tcase_add_test(tc, test_cpu_32_greedy_equal_alone);

@@ -18,12 +18,10 @@
 
 #include "engine/config.h"
 #include "engine/engine.h"
-#include "engine/log.h"
 #include "engine/sampling.h"
 #include "engine/weights.h"
 #include "scheduler/sched.h"
 #include "tests/unit/util_sched.h"
-#include "tests/unit/util_st_writer.h"
 
 /* --- the wrapping backend (one engine per test process: fork mode) --------- */
 
@@ -123,20 +121,7 @@ static const struct eng_backend_ops dev_ops = {
 
 #define NR 14
 
-static char g_dir[256];
-
-static void make_model(void)
-{
-    char err[256];
-    log_set_level(LOG_LVL_WARN);
-    ck_assert_msg(stw_make_tiny_model(g_dir, sizeof g_dir, 4321u, err, sizeof err) == 0, "%s", err);
-}
-
-static void drop_model(void)
-{
-    if (g_dir[0]) stw_rmtree(g_dir);
-    g_dir[0] = 0;
-}
+static void make_model(void) { ts_model_make(4321u); }
 
 struct req_store {
     int32_t prompt[NR][40];
@@ -208,8 +193,8 @@ static void run_all(const struct eng_backend_ops *ops, int k, struct ts_out *out
     char err[256];
     struct cfg_model cfg;
     struct eng_weights w;
-    ck_assert_msg(cfg_load_dir(&cfg, g_dir, err, sizeof err) == 0, "%s", err);
-    ck_assert_msg(eng_weights_load(&w, &cfg, g_dir, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(cfg_load_dir(&cfg, ts_model_dir, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(eng_weights_load(&w, &cfg, ts_model_dir, err, sizeof err) == 0, "%s", err);
     struct eng_memory mem = {.num_kv_blocks = 160, .block_size = 16, .num_state_slots = 64};
     struct engine *e = eng_create(&cfg, &w, ops, &mem, err, sizeof err);
     ck_assert_msg(e != NULL, "%s", err);
@@ -312,7 +297,7 @@ Suite *sched_devsamp_suite(void)
 {
     Suite *s = suite_create("sched_devsamp");
     TCase *tc = tcase_create("devsamp");
-    tcase_add_unchecked_fixture(tc, make_model, drop_model);
+    tcase_add_unchecked_fixture(tc, make_model, ts_model_drop);
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_devsamp_same_as_host, 0, 2);
     tcase_add_test(tc, test_devsamp_fallback);

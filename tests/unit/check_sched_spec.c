@@ -12,28 +12,13 @@
 
 #include "engine/config.h"
 #include "engine/engine.h"
-#include "engine/log.h"
 #include "engine/weights.h"
 #include "scheduler/sched.h"
 #include "tests/unit/util_sched.h"
-#include "tests/unit/util_st_writer.h"
 
 #define BS 16
 
-static char g_dir[256];
-
-static void make_model(void)
-{
-    char err[256];
-    log_set_level(LOG_LVL_WARN);
-    ck_assert_msg(stw_make_tiny_model(g_dir, sizeof g_dir, 4321u, err, sizeof err) == 0, "%s", err);
-}
-
-static void drop_model(void)
-{
-    if (g_dir[0]) stw_rmtree(g_dir);
-    g_dir[0] = 0;
-}
+static void make_model(void) { ts_model_make(4321u); }
 
 struct spec_run {
     int k, nmin, nmax;     /* speculation (k = 0: off) */
@@ -48,8 +33,8 @@ static void run_spec(struct spec_run *sr, struct sched_params *ps, int n, struct
     char err[256];
     struct cfg_model cfg;
     struct eng_weights w;
-    ck_assert_msg(cfg_load_dir(&cfg, g_dir, err, sizeof err) == 0, "%s", err);
-    ck_assert_msg(eng_weights_load(&w, &cfg, g_dir, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(cfg_load_dir(&cfg, ts_model_dir, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(eng_weights_load(&w, &cfg, ts_model_dir, err, sizeof err) == 0, "%s", err);
     struct eng_memory mem = {.num_kv_blocks = sr->blocks, .block_size = BS, .num_state_slots = sr->slots};
     struct engine *e = eng_create(&cfg, &w, &eng_backend_cpu, &mem, err, sizeof err);
     ck_assert_msg(e != NULL, "%s", err);
@@ -239,7 +224,7 @@ Suite *sched_spec_suite(void)
     Suite *s = suite_create("sched_spec");
     TCase *tc = tcase_create("cpu");
     tcase_set_timeout(tc, 300);
-    tcase_add_checked_fixture(tc, make_model, drop_model);
+    tcase_add_checked_fixture(tc, make_model, ts_model_drop);
     tcase_add_test(tc, test_spec_greedy_mixed_batch);
     tcase_add_test(tc, test_spec_greedy_defaults_one_at_a_time);
     tcase_add_test(tc, test_spec_greedy_preempt_and_few_slots);

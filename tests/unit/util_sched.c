@@ -5,8 +5,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/log.h"
 #include "scheduler/sched_internal.h"
 #include "tests/unit/util_fake_engine.h"
+#include "tests/unit/util_st_writer.h"
+
+char ts_model_dir[256];
+
+void ts_model_make(uint32_t seed)
+{
+    char err[256];
+    log_set_level(LOG_LVL_WARN);
+    ck_assert_msg(stw_make_tiny_model(ts_model_dir, sizeof ts_model_dir, seed, err, sizeof err) == 0,
+                  "%s", err);
+}
+
+void ts_model_drop(void)
+{
+    if (ts_model_dir[0]) stw_rmtree(ts_model_dir);
+    ts_model_dir[0] = 0;
+}
 
 int ts_out_collect(struct ts_out *o, struct sched_request *r)
 {

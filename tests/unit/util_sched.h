@@ -3,7 +3,7 @@
  * synchronously with invariant checks, and reference runs.
  *
  * defines: struct ts_out, ts_out_collect, ts_out_fini, ts_params,
- *          ts_run_sync
+ *          ts_run_sync, ts_model_dir, ts_model_make, ts_model_drop
  */
 #ifndef DS_TESTS_UTIL_SCHED_H
 #define DS_TESTS_UTIL_SCHED_H
@@ -48,5 +48,13 @@ void ts_params(struct sched_params *p, const int32_t *prompt, int len, int max_t
  * after every step (ck_assert on failure); e may be NULL. Returns the number of steps. */
 int ts_run_sync(struct sched *s, struct engine *e, struct sched_request **rs, struct ts_out *outs,
                 int nr, int max_steps);
+
+/* The tiny random checkpoint a scheduler suite runs on (stw_make_tiny_model
+ * from seed, in a fresh temp dir), for Check fixtures: ts_model_make sets the
+ * log level to WARN and fails the test when the model cannot be written;
+ * ts_model_drop removes it. One per test process. */
+extern char ts_model_dir[256];
+void ts_model_make(uint32_t seed);
+void ts_model_drop(void);
 
 #endif

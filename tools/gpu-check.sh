@@ -7,7 +7,7 @@
 # file, OUTDIR/gpu-logs.tgz (the device tool returns only a few files, and
 # whatever a step leaves before a time-out still comes back). Used with the
 # device tool; CI has no GPU and never runs this.
-#   tools/gpu-check.sh OUTDIR [test|bench|spec|fla|memcheck|serve|refs]...
+#   tools/gpu-check.sh OUTDIR [test|bench|spec|fla|memcheck|kernsan|serve|refs]...
 #   (default: test memcheck bench fla serve; T_TEST, T_BENCH, T_FLA override
 #   those steps' time limits so that several fit in one device call)
 set -o pipefail
@@ -87,6 +87,11 @@ for s in $steps; do
     bench)
         timeout ${T_BENCH:-240} $BENCH --iters 20 --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"
         cat "$OUT/bench.log" | cut -c1-150 | tail -45 ;;
+    kernsan)
+        # the bench's kernel rows (7B shapes, 2 iterations) under memcheck
+        timeout ${T_KSAN:-120} compute-sanitizer --tool memcheck --print-limit 10 $BENCH --skip-e2e --iters 2 \
+            > "$OUT/kernsan.log" 2>&1; echo "kernsan rc=$?"
+        grep -E "ERROR SUMMARY|Invalid|error|at 0x" "$OUT/kernsan.log" | head -20 ;;
     spec)
         timeout 150 $BENCH --spec --json "$OUT/spec.json" > "$OUT/spec.log" 2>&1; echo "bench --spec rc=$?"
         cut -c1-150 "$OUT/spec.log" | tail -30 ;;

@@ -16,7 +16,11 @@
  * GDN core: decode and verify rows run the token-by-token kernel; the prefill
  * rows of a step with at least CU_GDN_CHUNK_MIN_TOKENS prefill tokens run the
  * chunked WY kernel (kernels/cuda/gdn_chunk.h), both reading and writing the
- * sequences' state slots in place.
+ * sequences' state slots in place. Steps whose sequences are all short
+ * (decode-only, verify rows) run the GDN prologue (conv1d, its state, the
+ * gating) as one launch (kernels/cuda/gdn_prep.h); every few-token step runs
+ * the MLP's gate|up GEMV with SwiGLU in its store (cu_gemm_swiglu). Both cut
+ * launches from the launch-bound batch-1 decode step.
  *
  * Threads: engine thread only.
  */
@@ -32,11 +36,11 @@
 #include "kernels/cuda/gated_rmsnorm.h"
 #include "kernels/cuda/gdn_chunk.h"
 #include "kernels/cuda/gdn_gate.h"
+#include "kernels/cuda/gdn_prep.h"
 #include "kernels/cuda/gdn_recurrent.h"
 #include "kernels/cuda/kv_write.h"
 #include "kernels/cuda/rmsnorm.h"
 #include "kernels/cuda/rope.h"
-#include "kernels/cuda/swiglu.h"
 
 /* Prefill tokens in a step below which its prefill rows stay on the
  * recurrent kernel (a chunk kernel launch pair costs more than a few tokens
@@ -103,13 +107,14 @@ static int attn_splits(const struct cu_impl *m, int T)
  * kernel over the nchunks chunks of meta plan. */
 struct gdn_split {
     int nrec, nchunks;
+    int short_seqs; /* every sequence at most KERN_GDN_PREP_MAX_LEN tokens, none chunked */
 };
 
 /* Enqueue the whole model for T tokens of N sequences, final norm of R rows
  * (rows listed in meta rows) into xb. Does not run lm_head. spec: the step has
  * verify rows (meta tok_spec is valid). */
-static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int nptiles, int spec,
-                      struct gdn_split gs)
+static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int nptiles,
+                      int single, int spec, struct gdn_split gs)
 {
     struct cu_impl *m = e->impl;
     const struct cfg_model *c = e->cfg;
@@ -132,17 +137,27 @@ static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int npt
             if (rc)
                 return rc;
             PROF("GDN: gemm in-proj");
-            K_CHECK(kern_conv1d_fwd(m->proj, P, ly->conv, m->CD, m->K, T, d.tok_seq, d.qs,
-                                    d.slot, d.has_init, m->conv_state[gi], m->conv_slot_elems,
-                                    m->y, s));
-            PROF("GDN: conv1d");
-            K_CHECK(kern_conv1d_state_update_spec(m->proj, P, m->CD, m->K, N, d.qs, d.slot,
-                                                  d.has_init, tok_spec, m->conv_state[gi],
-                                                  m->conv_slot_elems, s));
-            PROF("GDN: conv state update");
-            K_CHECK(kern_gdn_gate(m->proj, P, m->CD + m->VD, m->CD + m->VD + m->Hv, ly->A_log,
-                                  ly->dt_bias, c->allow_neg_eigval, T, m->Hv, m->g, m->beta, s));
-            PROF("GDN: gate");
+            int a_off = m->CD + m->VD, b_off = a_off + m->Hv;
+            if (gs.short_seqs) { /* decode, verify rows: one launch (gdn_prep.h) */
+                K_CHECK(kern_gdn_prep_short(m->proj, P, ly->conv, m->CD, m->K, N, d.qs, d.slot,
+                                            d.has_init, tok_spec, m->conv_state[gi],
+                                            m->conv_slot_elems, m->y, a_off, b_off, ly->A_log,
+                                            ly->dt_bias, c->allow_neg_eigval, m->Hv, m->g,
+                                            m->beta, s));
+                PROF("GDN: conv1d, conv state, gate");
+            } else {
+                K_CHECK(kern_conv1d_fwd(m->proj, P, ly->conv, m->CD, m->K, T, d.tok_seq, d.qs,
+                                        d.slot, d.has_init, m->conv_state[gi],
+                                        m->conv_slot_elems, m->y, s));
+                PROF("GDN: conv1d");
+                K_CHECK(kern_conv1d_state_update_spec(m->proj, P, m->CD, m->K, N, d.qs, d.slot,
+                                                      d.has_init, tok_spec, m->conv_state[gi],
+                                                      m->conv_slot_elems, s));
+                PROF("GDN: conv state update");
+                K_CHECK(kern_gdn_gate(m->proj, P, a_off, b_off, ly->A_log, ly->dt_bias,
+                                      c->allow_neg_eigval, T, m->Hv, m->g, m->beta, s));
+                PROF("GDN: gate");
+            }
             float qscale = 1.0f / sqrtf((float)m->Dk);
             if (gs.nrec > 0) {
                 K_CHECK(kern_gdn_recurrent_spec(m->y, m->g, m->beta, gs.nrec, d.qs, d.slot,
@@ -167,11 +182,10 @@ static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int npt
             PROF("GDN: gemm out-proj");
             K_CHECK(kern_add_rmsnorm(m->x, NULL, ly->norm2, NULL, T, C, eps, m->xb, s));
             PROF("GDN: post rmsnorm");
-            if ((rc = cu_gemm_run(&m->gemm, ly->w_gu, m->xb, m->proj, 0, 2 * m->F, T, C, 0, s)))
+            if ((rc = cu_gemm_swiglu(&m->gemm, ly->w_gu, m->xb, m->proj, m->act, 2 * m->F, T, C,
+                                     s)))
                 return rc;
-            PROF("MLP: gemm gate+up");
-            K_CHECK(kern_swiglu(m->proj, T, m->F, m->act, s));
-            PROF("MLP: swiglu");
+            PROF("MLP: gemm gate+up, swiglu");
             if ((rc = cu_gemm_run(&m->gemm, ly->w_down, m->act, m->x, 0, C, T, m->F, 1, s)))
                 return rc;
             PROF("MLP: gemm down");
@@ -204,7 +218,8 @@ static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int npt
                 .tok_seq = d.tok_seq, .positions = d.pos, .tiles = d.tiles, .ntiles = ntiles,
                 .nptiles = nptiles, .T = T, .Hq = m->Hq, .Hkv = m->Hkv,
                 .D = m->D, .bs = m->bs, .scale = 1.0f / sqrtf((float)m->D),
-                .nsplit = attn_splits(m, T), .work = m->attn_work, .out = m->ob};
+                .nsplit = attn_splits(m, T), .work = m->attn_work, .out = m->ob,
+                .decode_tiles_single = single};
             K_CHECK(kern_attention(&a, s));
             PROF("attn: attention");
             if ((rc = cu_gemm_run(&m->gemm, ly->w_o, m->ob, m->tmp, 0, C, T, QD, 0, s)))
@@ -212,11 +227,10 @@ static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int npt
             PROF("attn: gemm out-proj");
             K_CHECK(kern_rmsnorm_add(m->x, m->tmp, C, ly->norm1, T, C, eps, m->xb, s));
             PROF("attn: post rmsnorm + residual");
-            if ((rc = cu_gemm_run(&m->gemm, ly->w_gu, m->xb, m->proj, 0, 2 * m->F, T, C, 0, s)))
+            if ((rc = cu_gemm_swiglu(&m->gemm, ly->w_gu, m->xb, m->proj, m->act, 2 * m->F, T, C,
+                                     s)))
                 return rc;
-            PROF("MLP: gemm gate+up");
-            K_CHECK(kern_swiglu(m->proj, T, m->F, m->act, s));
-            PROF("MLP: swiglu");
+            PROF("MLP: gemm gate+up, swiglu");
             if ((rc = cu_gemm_run(&m->gemm, ly->w_down, m->act, m->tmp, 0, C, T, m->F, 0, s)))
                 return rc;
             PROF("MLP: gemm down");
@@ -272,9 +286,11 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
     }
     int Tp = gi >= 0 ? m->graphs[gi].B : T, Np = gi >= 0 ? Tp : N, Rp = gi >= 0 ? Tp : R;
 
-    int max_pos = 0;
+    int max_pos = 0, max_len = 0;
     for (int i = 0; i < N; i++) {
         int q0 = b->query_start[i], q1 = b->query_start[i + 1];
+        if (q1 - q0 > max_len)
+            max_len = q1 - q0;
         int ctx = b->cache_len[i] + (q1 - q0);
         int nb = (ctx + m->bs - 1) / m->bs;
         if (nb > MB || nb > b->max_blocks)
@@ -337,15 +353,18 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
     int ntiles = kern_attention_plan(h.qs, h.pos, Np, h.tiles, &nptiles), ntiles_real = 0;
     while (ntiles_real < ntiles && h.tiles[2 * ntiles_real] < T)
         ntiles_real++;
+    int single = 1; /* decode rows only past the prefill tiles: the one-row kernel */
+    for (int k = nptiles; k < ntiles && single; k++)
+        single = h.tiles[2 * k + 1] == 1;
     /* prefill rows (after decodes and verify rows) go through the chunked
      * GDN kernel when they bring enough tokens to fill chunks; the plan sits
      * at a fixed offset and is uploaded only when used */
-    struct gdn_split gs = {N, 0};
+    struct gdn_split gs = {N, 0, max_len <= KERN_GDN_PREP_MAX_LEN};
     int n0 = b->num_decode + nver;
     if (gi < 0 && m->gdn_work && n0 < N && T - b->query_start[n0] >= CU_GDN_CHUNK_MIN_TOKENS) {
         int nch = kern_gdn_chunk_plan(h.qs + n0, N - n0, h.plan);
         if (nch > 0 && nch <= m->gdn_chunk_max)
-            gs = (struct gdn_split){n0, nch};
+            gs = (struct gdn_split){n0, nch, 0};
     }
     size_t nints = (size_t)(h.bt - m->meta_h) + (size_t)Np * MB;
     cudaStream_t s = m->stream;
@@ -370,7 +389,8 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
         cudaGraph_t graph = NULL;
         cudaError_t ce = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
         if (ce == cudaSuccess) {
-            rc = run_layers(e, Tp, Np, Rp, ntiles, nptiles, 0, (struct gdn_split){Np, 0});
+            rc = run_layers(e, Tp, Np, Rp, ntiles, nptiles, single, 0,
+                            (struct gdn_split){Np, 0, 1});
             if (!rc)
                 rc = run_lm_head(m, 0, Rp);
             ce = cudaStreamEndCapture(s, &graph);
@@ -397,7 +417,7 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
     } else {
         /* eager: the metadata holds the padded rows only past N, which an
          * eager run of T tokens / N sequences never reads */
-        if ((rc = run_layers(e, T, N, R, ntiles_real, nptiles, nver > 0, gs)))
+        if ((rc = run_layers(e, T, N, R, ntiles_real, nptiles, single, nver > 0, gs)))
             return rc;
         for (int r0 = 0; r0 < R; r0 += m->opt.max_logits) {
             int n = R - r0 < m->opt.max_logits ? R - r0 : m->opt.max_logits;

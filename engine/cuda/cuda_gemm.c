@@ -16,6 +16,7 @@
 
 #include "engine/cuda/cuda_internal.h"
 #include "kernels/cuda/gemv.h"
+#include "kernels/cuda/swiglu.h"
 
 #define LT_CHECK(expr)                                                                   \
     do {                                                                                 \
@@ -134,5 +135,32 @@ int cu_gemm_run(struct cu_gemm *g, const uint16_t *W, const uint16_t *X, void *Y
     float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     LT_CHECK(cublasLtMatmul(g->h, p->op, &alpha, W, p->a, X, p->b, &beta, Y, p->c, Y, p->c,
                             &p->algo, g->ws, g->ws_bytes, s));
+    return 0;
+}
+
+int cu_gemm_swiglu(struct cu_gemm *g, const uint16_t *W, const uint16_t *X, float *gu,
+                   uint16_t *act, int M, int N, int K, cudaStream_t s)
+{
+    if (N <= 0)
+        return 0;
+    if (M % 2)
+        return -EINVAL;
+    int e;
+    if (N <= g->gemv_max_t && kern_gemv_ok(W, X, M, N, K)) {
+        if ((e = kern_gemv_swiglu(W, X, act, M, N, K, s))) {
+            LOG_ERROR("cuda: kern_gemv_swiglu M=%d N=%d K=%d failed: %s", M, N, K,
+                      cudaGetErrorString((cudaError_t)e));
+            return -EIO;
+        }
+        return 0;
+    }
+    int rc = cu_gemm_run(g, W, X, gu, 0, M, N, K, 0, s);
+    if (rc)
+        return rc;
+    if ((e = kern_swiglu(gu, N, M / 2, act, s))) {
+        LOG_ERROR("cuda: kern_swiglu N=%d F=%d failed: %s", N, M / 2,
+                  cudaGetErrorString((cudaError_t)e));
+        return -EIO;
+    }
     return 0;
 }

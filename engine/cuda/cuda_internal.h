@@ -65,6 +65,13 @@ void cu_gemm_fini(struct cu_gemm *g);
  * calls run our GEMV (see gemv_max_t), the rest cuBLASLt. */
 int cu_gemm_run(struct cu_gemm *g, const uint16_t *W, const uint16_t *X, void *Y, int out_bf16,
                 int M, int N, int K, int accumulate, cudaStream_t s);
+/* The MLP's gate|up projection and SwiGLU: W (M = 2F, K) with gate/up rows
+ * interleaved, act bf16 (N, F). Few-token calls run kern_gemv_swiglu (one
+ * launch, no fp32 intermediate); the rest cuBLASLt into gu, fp32 (N, M)
+ * scratch, then kern_swiglu. Same bits either way as cu_gemm_run + kern_swiglu.
+ * Returns 0, -EINVAL (odd M) or -EIO. */
+int cu_gemm_swiglu(struct cu_gemm *g, const uint16_t *W, const uint16_t *X, float *gu,
+                   uint16_t *act, int M, int N, int K, cudaStream_t s);
 
 /* ---- device weights ---- */
 struct cu_layer {
@@ -74,7 +81,7 @@ struct cu_layer {
     float *norm1, *norm2, *norm3; /* GDN: in, post_attn, -;  attn: post_attn, post_ffn, - */
     uint16_t *w_in;   /* GDN (CD+VD+2Hv, C) = [q;k;v;g;a;b]; attn ((Hq+2Hkv)D, C) = [q;k;v] */
     uint16_t *w_o;    /* (C, VD) or (C, Hq*D) */
-    uint16_t *w_gu;   /* (2F, C) = [gate; up] */
+    uint16_t *w_gu;   /* (2F, C): gate and up rows interleaved (gate f = row 2f) */
     uint16_t *w_down; /* (C, F) */
     /* GDN */
     float *conv;      /* (CD, K) */

@@ -154,6 +154,39 @@ static int upload_parts(struct stage *st, uint16_t *dst, const struct eng_tensor
     return 0;
 }
 
+/* Upload gate (F, C) and up (F, C) as one (2F, C) bf16 matrix with their
+ * rows interleaved (row 2f = gate f, row 2f+1 = up f): the layout
+ * kern_gemv_swiglu and kern_swiglu read (gemv.h). */
+static int upload_interleaved(struct stage *st, uint16_t *dst, const struct eng_tensor *gate,
+                              const struct eng_tensor *up, int64_t F, int64_t C)
+{
+    if (gate->numel != F * C || up->numel != F * C)
+        return -EINVAL;
+    int64_t per = (int64_t)(STAGE_BYTES / 2) / (2 * C); /* row pairs per staging buffer */
+    for (int64_t f0 = 0; f0 < F; f0 += per) {
+        int64_t n = F - f0 < per ? F - f0 : per;
+        int b = st->cur;
+        CU_CHECK(cudaEventSynchronize(st->ev[b]));
+        uint16_t *h = st->buf[b];
+        for (int64_t f = 0; f < n; f++)
+            for (int part = 0; part < 2; part++) {
+                const struct eng_tensor *t = part ? up : gate;
+                uint16_t *row = h + (2 * f + part) * C;
+                int64_t off = (f0 + f) * C;
+                if (t->dtype == ST_BF16)
+                    memcpy(row, (const uint16_t *)t->data + off, (size_t)C * 2);
+                else
+                    for (int64_t i = 0; i < C; i++)
+                        row[i] = f32_to_bf16(tensor_get(t, off + i));
+            }
+        CU_CHECK(cudaMemcpyAsync(dst + 2 * f0 * C, h, (size_t)(2 * n * C) * 2,
+                                 cudaMemcpyHostToDevice, st->s));
+        CU_CHECK(cudaEventRecord(st->ev[b], st->s));
+        st->cur ^= 1;
+    }
+    return 0;
+}
+
 /* ---- random weights (benchmark) ---- */
 static uint64_t g_seed;
 static int rnd_mat(struct cu_impl *m, uint16_t *d, size_t rows, size_t cols)
@@ -212,8 +245,8 @@ static int layer_upload(struct cu_impl *m, struct stage *st, struct cu_layer *ly
     ly->w_down = alloc_mat(m, m->C, m->F);
     if (!ly->w_in || !ly->w_o || !ly->w_gu || !ly->w_down)
         return -ENOMEM;
-    const struct eng_tensor *mlp[2] = {&lw->w_gate, &lw->w_up};
-    if ((rc = upload_parts(st, ly->w_gu, mlp, 2)) || (rc = upload_bf16(st, ly->w_down, &lw->w_down)))
+    if ((rc = upload_interleaved(st, ly->w_gu, &lw->w_gate, &lw->w_up, m->F, m->C)) ||
+        (rc = upload_bf16(st, ly->w_down, &lw->w_down)))
         return rc;
     if (ly->is_attn) {
         const struct eng_tensor *in[3] = {&lw->wq, &lw->wk, &lw->wv};

@@ -40,6 +40,9 @@ struct kern_attn_args {
     float *work;              /* fp32 [T*Hq*nsplit*(D+2)] when nsplit > 1 */
     uint16_t *out;            /* bf16 (T, Hq*D) */
     int nptiles;              /* prefill tiles at the start of tiles (0: none) */
+    int decode_tiles_single;  /* 1: every non-prefill tile has count 1 (decode
+                                 rows only): runs a one-row kernel instead of
+                                 one that computes KERN_ATTN_QT rows */
 };
 /* Returns 0 or a cudaError_t (cudaErrorInvalidValue for unsupported D).
  * Prefill tiles run on tensor cores for D = 64 or 128 and on the CUDA-core

@@ -12,11 +12,8 @@ static __global__ void gdn_gate_kernel(const float *p, int stride, int a_off, in
         return;
     int t = j / Hv, h = j - t * Hv;
     const float *row = p + (size_t)t * stride;
-    float x = row[a_off + h] + dt_bias[h];
-    float sp = x > 20.0f ? x : log1pf(expf(x));
-    g[j] = -expf(A_log[h]) * sp;
-    float bt = 1.0f / (1.0f + expf(-row[b_off + h]));
-    beta[j] = neg_eig ? 2.0f * bt : bt;
+    kern_gdn_gate_one(row[a_off + h], row[b_off + h], A_log[h], dt_bias[h], neg_eig, &g[j],
+                      &beta[j]);
 }
 
 extern "C" int kern_gdn_gate(const float *p, int stride, int a_off, int b_off,

@@ -16,4 +16,19 @@ int kern_gdn_gate(const float *p, int stride, int a_off, int b_off, const float 
 #ifdef __cplusplus
 }
 #endif
+
+#ifdef __CUDACC__
+/* The gating of one (token, head), in device code: shared by gdn_gate.cu and
+ * the fused short-sequence prologue (gdn_prep.cu) so both give the same bits. */
+static __device__ __forceinline__ void kern_gdn_gate_one(float a, float b, float A_log,
+                                                         float dt_bias, int neg_eig, float *g,
+                                                         float *beta)
+{
+    float x = a + dt_bias;
+    float sp = x > 20.0f ? x : log1pf(expf(x));
+    *g = -expf(A_log) * sp;
+    float bt = 1.0f / (1.0f + expf(-b));
+    *beta = neg_eig ? 2.0f * bt : bt;
+}
+#endif
 #endif

@@ -24,10 +24,13 @@ static __device__ __forceinline__ float gv_dot8(uint4 a, uint4 b, float acc)
     return acc;
 }
 
-template <int T>
+/* SW: the SwiGLU epilogue (kern_gemv_swiglu): rows 2f, 2f+1 are gate f and
+ * up f, both owned by one warp (R even, m0 even), which stores
+ * bf16(silu(gate) * up) to act (T, M/2) instead of Y. */
+template <int T, bool SW>
 static __global__ void __launch_bounds__(GV_WARPS * 32)
 gemv_kernel(const uint4 *__restrict__ W, const uint4 *__restrict__ X, float *__restrict__ Y,
-            int M, int K8, int accumulate)
+            uint16_t *__restrict__ act, int M, int K8, int accumulate)
 {
     constexpr int GV_R = gv_shape<T>::R, GV_U = gv_shape<T>::U;
     const int lane = threadIdx.x & 31;
@@ -74,6 +77,18 @@ gemv_kernel(const uint4 *__restrict__ W, const uint4 *__restrict__ X, float *__r
                 v += __shfl_xor_sync(0xffffffffu, v, o);
             acc[r][t] = v;
         }
+    if (SW) { /* lane p*T + t stores act (t, m0/2 + p); the xor reduction left every
+               * lane with every sum */
+        const int F = M / 2;
+#pragma unroll
+        for (int p = 0; p < GV_R / 2; p++)
+#pragma unroll
+            for (int t = 0; t < T; t++)
+                if (lane == p * T + t && m0 + 2 * p < M)
+                    act[(size_t)t * F + m0 / 2 + p] =
+                        ku_to_bf(ku_silu(acc[2 * p][t]) * acc[2 * p + 1][t]);
+        return;
+    }
     /* lane r*T + t stores output (t, m0 + r); R * T <= 32 */
 #pragma unroll
     for (int r = 0; r < GV_R; r++)
@@ -91,20 +106,19 @@ extern "C" int kern_gemv_ok(const void *W, const void *X, int M, int T, int K)
            ((uintptr_t)W & 15) == 0 && ((uintptr_t)X & 15) == 0;
 }
 
-extern "C" int kern_gemv(const uint16_t *W, const uint16_t *X, float *Y, int M, int T, int K,
-                         int accumulate, cudaStream_t s)
+template <bool SW>
+static int gemv_launch(const uint16_t *W, const uint16_t *X, float *Y, uint16_t *act, int M,
+                       int T, int K, int accumulate, cudaStream_t s)
 {
-    if (!kern_gemv_ok(W, X, M, T, K))
-        return (int)cudaErrorInvalidValue;
     const uint4 *w = (const uint4 *)W, *x = (const uint4 *)X;
     int K8 = K / 8;
     switch (T) {
-#define GV_CASE(n)                                                                   \
-    case n: {                                                                        \
-        int rpb = GV_WARPS * gv_shape<n>::R;                                         \
-        gemv_kernel<n><<<(M + rpb - 1) / rpb, GV_WARPS * 32, 0, s>>>(w, x, Y, M, K8, \
-                                                                    accumulate);     \
-        break;                                                                       \
+#define GV_CASE(n)                                                                       \
+    case n: {                                                                            \
+        int rpb = GV_WARPS * gv_shape<n>::R;                                             \
+        gemv_kernel<n, SW><<<(M + rpb - 1) / rpb, GV_WARPS * 32, 0, s>>>(w, x, Y, act, M, \
+                                                                        K8, accumulate); \
+        break;                                                                           \
     }
         GV_CASE(1);
         GV_CASE(2);
@@ -117,4 +131,20 @@ extern "C" int kern_gemv(const uint16_t *W, const uint16_t *X, float *Y, int M, 
 #undef GV_CASE
     }
     return KU_LAUNCH_RESULT();
+}
+
+extern "C" int kern_gemv(const uint16_t *W, const uint16_t *X, float *Y, int M, int T, int K,
+                         int accumulate, cudaStream_t s)
+{
+    if (!kern_gemv_ok(W, X, M, T, K))
+        return (int)cudaErrorInvalidValue;
+    return gemv_launch<false>(W, X, Y, NULL, M, T, K, accumulate, s);
+}
+
+extern "C" int kern_gemv_swiglu(const uint16_t *W, const uint16_t *X, uint16_t *act, int M,
+                                int T, int K, cudaStream_t s)
+{
+    if (!kern_gemv_ok(W, X, M, T, K) || M % 2)
+        return (int)cudaErrorInvalidValue;
+    return gemv_launch<true>(W, X, NULL, act, M, T, K, 0, s);
 }

@@ -31,6 +31,13 @@ int kern_gemv_ok(const void *W, const void *X, int M, int T, int K);
  * Returns 0 or a cudaError_t value (cudaErrorInvalidValue if !kern_gemv_ok). */
 int kern_gemv(const uint16_t *W, const uint16_t *X, float *Y, int M, int T, int K,
               int accumulate, cudaStream_t s);
+/* The gate|up projection with the SwiGLU fused into the store: W bf16
+ * (M, K) with rows interleaved (row 2f = gate f, row 2f+1 = up f, M even),
+ * act bf16 (T, M/2) = bf16(silu(gate) * up), the same bits as kern_gemv
+ * followed by kern_swiglu; saves the fp32 (T, M) round trip and a launch.
+ * Returns as kern_gemv (cudaErrorInvalidValue also for odd M). */
+int kern_gemv_swiglu(const uint16_t *W, const uint16_t *X, uint16_t *act, int M, int T, int K,
+                     cudaStream_t s);
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,6 @@
 /* kernels/cuda/swiglu.cu: out = silu(gate) * up, elementwise over the fused
- * gate|up GEMM output. Grid-stride; engine thread launches it. */
+ * gate|up GEMM output (row-interleaved: gate f and up f adjacent, one 8-byte
+ * load per output). Grid-stride; engine thread launches it. */
 #include "kernels/cuda/swiglu.h"
 #include "kernels/cuda/kern_util.h"
 
@@ -9,8 +10,8 @@ static __global__ void swiglu_kernel(const float *gu, long long n, int F, uint16
          j += (long long)gridDim.x * blockDim.x) {
         long long t = j / F;
         int f = (int)(j - t * F);
-        const float *row = gu + t * 2 * F;
-        out[j] = ku_to_bf(ku_silu(row[f]) * row[F + f]);
+        float2 v = ((const float2 *)(gu + t * 2 * F))[f];
+        out[j] = ku_to_bf(ku_silu(v.x) * v.y);
     }
 }
 

@@ -164,9 +164,18 @@ static void attn_run(int Hq, int Hkv, int D, int bs, const int *cache, const int
      * tiles through kern_attention, output poisoned again before each */
     int nv = variants && nptiles > 0 && kern_attention_prefill_supported(D)
                  ? KERN_ATTN_PF_VARIANTS : 0;
-    for (int v = 0; v <= nv; v++) {
-        if (v == 0) {
-            ck_assert_int_eq(kern_attention(&a, 0), 0);
+    /* decode rows only past the prefill tiles: the engine runs the one-row
+     * kernel (v = 0); v = -1 runs the general one on the same tiles */
+    int single = 1;
+    for (int k = nptiles; k < ntiles && single; k++)
+        single = tiles[2 * k + 1] == 1;
+    a.decode_tiles_single = single;
+    for (int v = single ? -1 : 0; v <= nv; v++) {
+        if (v <= 0) {
+            struct kern_attn_args b = a;
+            b.decode_tiles_single = v == 0 && single;
+            ck_assert(cudaMemset(dout, 0xFF, (size_t)Tn * QD * 2) == cudaSuccess);
+            ck_assert_int_eq(kern_attention(&b, 0), 0);
         } else {
             ck_assert(cudaMemset(dout, 0xFF, (size_t)Tn * QD * 2) == cudaSuccess);
             ck_assert_int_eq(kern_attention_prefill_variant(&a, v, 0), 0);
@@ -181,8 +190,9 @@ static void attn_run(int Hq, int Hkv, int D, int bs, const int *cache, const int
         gu_sync();
         gu_down(got, dout, (size_t)Tn * QD * 2);
         char nm[128];
-        snprintf(nm, sizeof nm, "attention Hq%d Hkv%d D%d bs%d N=%d T=%d split=%d %s%d v%d", Hq,
-                 Hkv, D, bs, N, Tn, nsplit, plan ? "ptiles=" : "qtiles", plan ? nptiles : 0, v);
+        snprintf(nm, sizeof nm, "attention Hq%d Hkv%d D%d bs%d N=%d T=%d split=%d %s%d %s%d", Hq,
+                 Hkv, D, bs, N, Tn, nsplit, plan ? "ptiles=" : "qtiles", plan ? nptiles : 0,
+                 v == 0 && single ? "1row v" : "v", v);
         check_out(nm, got, ref, Tn, QD, nnew, N, sample, tol);
     }
     free(qsn), free(tiles);
@@ -265,6 +275,12 @@ START_TEST(test_attention_split)
     attn_case(30, 30, 128, 16, c, n, 2, 16, 1202);
     int c2[1] = {gu_emulated() ? 2047 : 4095}, n2[1] = {1};
     attn_case(30, 30, 128, 16, c2, n2, 1, 16, 1203);
+    /* decode-only batches (the one-row kernel) at other head dims: D 96 (a
+     * partial key-load group), D 256 (two groups), grouped KV heads */
+    int c3[3] = {40, 0, 300}, n3[3] = {1, 1, 1};
+    attn_case(8, 2, 96, 16, c3, n3, 3, 1, 1204);
+    attn_case(4, 4, 256, 8, c3, n3, 3, 4, 1205);
+    attn_case(6, 3, 64, 16, c3, n3, 3, 1, 1206);
 }
 END_TEST
 

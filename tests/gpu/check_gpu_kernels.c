@@ -5,6 +5,7 @@
  *
  * Runs on the GPU machine only (make test-gpu), CK_NOFORK, single thread.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "kernels/cuda/embed.h"
 #include "kernels/cuda/gated_rmsnorm.h"
 #include "kernels/cuda/gdn_gate.h"
+#include "kernels/cuda/gdn_prep.h"
 #include "kernels/cuda/gdn_recurrent.h"
 #include "kernels/cuda/gemv.h"
 #include "kernels/cuda/rmsnorm.h"
@@ -66,8 +68,10 @@ END_TEST
 /* ---- RMSNorm variants ---- */
 START_TEST(test_rmsnorm)
 {
-    int Cs[3] = {64, 3840, 4000}, Ts[3] = {1, 13, 5};
-    for (int ci = 0; ci < 3; ci++) {
+    /* register forms of 4, 16 and 32 values a thread, and the strided form
+     * past 8192 */
+    int Cs[5] = {64, 3840, 4000, 5120, 9000}, Ts[5] = {1, 13, 5, 3, 2};
+    for (int ci = 0; ci < 5; ci++) {
         int C = Cs[ci], T = Ts[ci];
         float eps = 1e-6f;
         gu_seed(200 + ci);
@@ -285,6 +289,131 @@ START_TEST(test_gdn_gate)
 }
 END_TEST
 
+/* ---- the fused short-sequence prologue: conv1d + state + gate ---- */
+/* kern_gdn_prep_short against the three separate kernels on the device (the
+ * same bits, compared exactly) and against the CPU reference; verify-style
+ * snapshots (tok_spec) on the sequences past the first two. */
+static void prep_case(int CD, int Hv, int K, const int *lens, int N, uint64_t seed)
+{
+    int a_off = CD + 7, b_off = a_off + Hv, P = b_off + Hv + 3;
+    int own = N + 2, nslots = own + 64; /* snapshot slots past the sequences' */
+    gu_seed(seed);
+    int qs[64], slot[64], hinit[64], tok_seq[1024], tok_spec[1024];
+    int T = 0, nsnap = 0;
+    for (int i = 0; i < N; i++) {
+        qs[i] = T;
+        for (int t = 0; t < lens[i]; t++) {
+            tok_seq[T + t] = i;
+            tok_spec[T + t] = i >= 2 && nsnap < 64 ? own + nsnap++ : -1;
+        }
+        T += lens[i];
+        slot[i] = own - 1 - i; /* distinct, as the engine guarantees */
+        hinit[i] = i == 0 ? 0 : gu_int(0, 1);
+    }
+    qs[N] = T;
+    if (N > 3)
+        slot[3] = -1; /* no state: zeros in, nothing written */
+    size_t se = (size_t)(K - 1) * CD;
+    float *u = F((size_t)T * P), *w = F((size_t)CD * K), *st = F(nslots * se),
+          *Al = F(Hv), *dtb = F(Hv);
+    gu_fill(u, (size_t)T * P, -3, 3);
+    gu_fill(w, (size_t)CD * K, -0.6f, 0.6f);
+    gu_fill(st, nslots * se, -2, 2);
+    for (int h = 0; h < Hv; h++) {
+        Al[h] = logf(gu_unif(1, 16));
+        dtb[h] = gu_unif(-1, 1);
+    }
+    /* CPU reference: conv output, the final and the per-token windows, gates */
+    float *ref = F((size_t)T * CD), *st_ref = F(nslots * se), *g_ref = F(T * Hv),
+          *b_ref = F(T * Hv), *win = F(se);
+    memcpy(st_ref, st, nslots * se * 4);
+    for (int i = 0; i < N; i++) {
+        float *s0 = slot[i] >= 0 ? st_ref + slot[i] * se : NULL;
+        if (!s0 || !hinit[i])
+            memset(win, 0, se * 4);
+        else
+            memcpy(win, s0, se * 4);
+        for (int t = qs[i]; t < qs[i + 1]; t++) {
+            kern_cpu_conv1d_silu(ref + (size_t)t * CD, CD, u + (size_t)t * P, P, win, w, 1, CD, K);
+            if (tok_spec[t] >= 0 && s0) /* slot < 0: nothing written */
+                memcpy(st_ref + tok_spec[t] * se, win, se * 4);
+        }
+        if (s0)
+            memcpy(s0, win, se * 4);
+    }
+    kern_cpu_gdn_gate(g_ref, b_ref, u + a_off, u + b_off, P, Al, dtb, 1, T, Hv);
+
+    float *du = gu_dev((size_t)T * P * 4), *dw = gu_dev((size_t)CD * K * 4),
+          *dA = gu_dev(Hv * 4), *dd = gu_dev(Hv * 4);
+    float *dst[2], *dy[2], *dg[2], *db[2];
+    int32_t *dq = gu_dev((N + 1) * 4), *dsl = gu_dev(N * 4), *dh = gu_dev(N * 4),
+            *dts = gu_dev(T * 4), *dsp = gu_dev(T * 4);
+    for (int v = 0; v < 2; v++) {
+        dst[v] = gu_dev(nslots * se * 4);
+        dy[v] = gu_dev((size_t)T * CD * 4);
+        dg[v] = gu_dev(T * Hv * 4);
+        db[v] = gu_dev(T * Hv * 4);
+        gu_up(dst[v], st, nslots * se * 4);
+    }
+    gu_up(du, u, (size_t)T * P * 4);
+    gu_up(dw, w, (size_t)CD * K * 4);
+    gu_up(dA, Al, Hv * 4);
+    gu_up(dd, dtb, Hv * 4);
+    gu_up(dq, qs, (N + 1) * 4);
+    gu_up(dsl, slot, N * 4);
+    gu_up(dh, hinit, N * 4);
+    gu_up(dts, tok_seq, T * 4);
+    gu_up(dsp, tok_spec, T * 4);
+    ck_assert_int_eq(kern_gdn_prep_short(du, P, dw, CD, K, N, dq, dsl, dh, dsp, dst[0], se, dy[0],
+                                         a_off, b_off, dA, dd, 1, Hv, dg[0], db[0], 0),
+                     0);
+    ck_assert_int_eq(kern_conv1d_fwd(du, P, dw, CD, K, T, dts, dq, dsl, dh, dst[1], se, dy[1], 0),
+                     0);
+    ck_assert_int_eq(kern_conv1d_state_update_spec(du, P, CD, K, N, dq, dsl, dh, dsp, dst[1], se,
+                                                   0),
+                     0);
+    ck_assert_int_eq(kern_gdn_gate(du, P, a_off, b_off, dA, dd, 1, T, Hv, dg[1], db[1], 0), 0);
+    gu_sync();
+    float *y[2], *sg[2], *g[2], *b[2];
+    for (int v = 0; v < 2; v++) {
+        y[v] = F((size_t)T * CD), sg[v] = F(nslots * se), g[v] = F(T * Hv), b[v] = F(T * Hv);
+        gu_down(y[v], dy[v], (size_t)T * CD * 4);
+        gu_down(sg[v], dst[v], nslots * se * 4);
+        gu_down(g[v], dg[v], T * Hv * 4);
+        gu_down(b[v], db[v], T * Hv * 4);
+    }
+    ck_assert_msg(!memcmp(y[0], y[1], (size_t)T * CD * 4), "gdn_prep: conv out differs");
+    ck_assert_msg(!memcmp(sg[0], sg[1], nslots * se * 4), "gdn_prep: state differs");
+    ck_assert_msg(!memcmp(g[0], g[1], T * Hv * 4) && !memcmp(b[0], b[1], T * Hv * 4),
+                  "gdn_prep: gates differ");
+    int nan;
+    char nm[96];
+    snprintf(nm, sizeof nm, "gdn_prep out CD=%d K=%d N=%d T=%d", CD, K, N, T);
+    GU_EXPECT(nm, gu_rel_err(y[0], ref, (size_t)T * CD, &nan), nan, 1e-6);
+    snprintf(nm, sizeof nm, "gdn_prep state + %d snapshots CD=%d", nsnap, CD);
+    GU_EXPECT(nm, gu_rel_err(sg[0], st_ref, nslots * se, &nan), nan, 0.0);
+    GU_EXPECT("gdn_prep g", gu_rel_err(g[0], g_ref, T * Hv, &nan), nan, 1e-6);
+    GU_EXPECT("gdn_prep beta", gu_rel_err(b[0], b_ref, T * Hv, &nan), nan, 1e-6);
+    for (int v = 0; v < 2; v++)
+        free(y[v]), free(sg[v]), free(g[v]), free(b[v]);
+    free(u), free(w), free(st), free(Al), free(dtb), free(ref), free(st_ref), free(g_ref),
+        free(b_ref), free(win);
+    gu_free_all();
+}
+
+START_TEST(test_gdn_prep)
+{
+    int l1[6] = {1, 2, 3, 16, 9, 1};
+    prep_case(48, 4, 4, l1, 6, 450);
+    prep_case(40, 3, 2, l1, 6, 451);
+    prep_case(300, 300, 8, l1, 5, 452);           /* Hv past one block's threads */
+    int l2[8] = {1, 1, 1, 1, 5, 1, 9, 1};
+    prep_case(11520, 30, 4, l2, 8, 453);          /* 7B shapes, verify-like rows */
+    int l3[1] = {1};
+    prep_case(11520, 30, 4, l3, 1, 454);          /* batch-1 decode */
+}
+END_TEST
+
 /* ---- recurrent gated delta rule over a ragged batch with slots ---- */
 static void gdn_case(int Hk, int Hv, int Dk, int Dv, const int *lens, int N, int bf16_state,
                      double tol, uint64_t seed)
@@ -333,8 +462,9 @@ END_TEST
 /* ---- gated RMSNorm ---- */
 START_TEST(test_gated_rmsnorm)
 {
-    int Hvs[2] = {4, 30}, Dvs[2] = {64, 192};
-    for (int i = 0; i < 2; i++) {
+    /* register forms (2, 8 values a lane) and the strided one (Dv > 256) */
+    int Hvs[3] = {4, 30, 3}, Dvs[3] = {64, 192, 300};
+    for (int i = 0; i < 3; i++) {
         int T = 9, Hv = Hvs[i], Dv = Dvs[i], VD = Hv * Dv, zs = VD + 11;
         gu_seed(700 + i);
         float *o = F(T * VD), *z = F(T * zs), *w = F(Dv), *ref = F(T * VD);
@@ -353,8 +483,9 @@ START_TEST(test_gated_rmsnorm)
         gu_sync();
         gu_down(got, dout, T * VD * 2);
         int nan;
-        GU_EXPECT(i ? "gated_rmsnorm 7B Hv30 Dv192" : "gated_rmsnorm Hv4 Dv64",
-                  gu_rel_err_bf16(got, ref, T * VD, &nan), nan, 5e-3);
+        char nm[64];
+        snprintf(nm, sizeof nm, "gated_rmsnorm Hv%d Dv%d", Hv, Dv);
+        GU_EXPECT(nm, gu_rel_err_bf16(got, ref, T * VD, &nan), nan, 5e-3);
         free(o), free(z), free(w), free(ref), free(got);
         gu_free_all();
     }
@@ -371,7 +502,7 @@ START_TEST(test_swiglu)
     gu_fill(gu, (size_t)T * 2 * Fd, -6, 6);
     for (int t = 0; t < T; t++)
         for (int f = 0; f < Fd; f++) {
-            float a = gu[(size_t)t * 2 * Fd + f], b = gu[(size_t)t * 2 * Fd + Fd + f];
+            float a = gu[(size_t)t * 2 * Fd + 2 * f], b = gu[(size_t)t * 2 * Fd + 2 * f + 1];
             ref[(size_t)t * Fd + f] = a / (1.0f + expf(-a)) * b;
         }
     float *dg = gu_dev((size_t)T * 2 * Fd * 4);
@@ -381,7 +512,7 @@ START_TEST(test_swiglu)
     gu_sync();
     gu_down(got, dout, (size_t)T * Fd * 2);
     int nan;
-    GU_EXPECT("swiglu F=11008", gu_rel_err_bf16(got, ref, (size_t)T * Fd, &nan), nan, 5e-3);
+    GU_EXPECT("swiglu interleaved F=11008", gu_rel_err_bf16(got, ref, (size_t)T * Fd, &nan), nan, 5e-3);
     free(gu), free(ref), free(got);
     gu_free_all();
 }
@@ -451,6 +582,64 @@ START_TEST(test_gemm)
 }
 END_TEST
 
+/* ---- the MLP's gate|up projection with SwiGLU (cu_gemm_swiglu) ---- */
+/* Both paths (kern_gemv_swiglu for few tokens, cuBLASLt + kern_swiglu) against
+ * the CPU matmul + SwiGLU, and the fused GEMV bit-exact against kern_gemv
+ * followed by kern_swiglu. */
+START_TEST(test_gemm_swiglu)
+{
+    struct cu_gemm g;
+    ck_assert_int_eq(cu_gemm_init(&g, (size_t)32 << 20), 0);
+    int shapes[][3] = {{22016, 1, 3840}, {22016, 2, 3840}, {22016, 8, 3840}, {22016, 5, 3840},
+                       {34, 3, 24}, {2, 1, 8}, {66, 9, 64}, {130, 7, 136}};
+    for (int si = 0; si < 8; si++) {
+        int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], Fd = M / 2;
+        if (gu_emulated() && M > 8192)
+            M = 8190, Fd = M / 2;
+        gu_seed(950 + si);
+        size_t nw = (size_t)M * K, nx = (size_t)N * K, ny = (size_t)N * M, na = (size_t)N * Fd;
+        float *w = F(nw), *x = F(nx), *y = F(ny), *ref = F(na);
+        uint16_t *wb = calloc(nw, 2), *xb = calloc(nx, 2), *got = calloc(na, 2),
+                 *two = calloc(na, 2);
+        gu_fill_bf16(w, wb, nw, -0.05f, 0.05f);
+        gu_fill_bf16(x, xb, nx, -1, 1);
+        kern_cpu_matmul(y, M, x, K, w, N, K, M, 0);
+        for (int t = 0; t < N; t++)
+            for (int f = 0; f < Fd; f++) {
+                float a = y[(size_t)t * M + 2 * f], b = y[(size_t)t * M + 2 * f + 1];
+                ref[(size_t)t * Fd + f] = a / (1.0f + expf(-a)) * b;
+            }
+        uint16_t *dw = gu_dev(nw * 2), *dx = gu_dev(nx * 2), *dact = gu_dev(na * 2);
+        float *dgu = gu_dev(ny * 4);
+        gu_up(dw, wb, nw * 2);
+        gu_up(dx, xb, nx * 2);
+        int nan;
+        char nm[96];
+        for (int path = 0; path < (N <= KERN_GEMV_MAX_T ? 2 : 1); path++) {
+            g.gemv_max_t = path == 0 && N <= KERN_GEMV_MAX_T ? KERN_GEMV_MAX_T : 0;
+            ck_assert_int_eq(cu_gemm_swiglu(&g, dw, dx, dgu, dact, M, N, K, 0), 0);
+            gu_sync();
+            gu_down(got, dact, na * 2);
+            snprintf(nm, sizeof nm, "%s swiglu M=%d N=%d K=%d", g.gemv_max_t ? "gemv" : "gemm", M,
+                     N, K);
+            GU_EXPECT(nm, gu_rel_err_bf16(got, ref, na, &nan), nan, 5e-3);
+            if (g.gemv_max_t) { /* the unfused pair gives the same bits */
+                ck_assert_int_eq(kern_gemv(dw, dx, dgu, M, N, K, 0, 0), 0);
+                ck_assert_int_eq(kern_swiglu(dgu, N, Fd, dact, 0), 0);
+                gu_sync();
+                gu_down(two, dact, na * 2);
+                ck_assert_msg(!memcmp(got, two, na * 2), "gemv swiglu != gemv + swiglu, M=%d N=%d",
+                              M, N);
+            }
+        }
+        ck_assert_int_eq(cu_gemm_swiglu(&g, dw, dx, dgu, dact, M + 1, N, K, 0), -EINVAL);
+        free(w), free(x), free(y), free(ref), free(wb), free(xb), free(got), free(two);
+        gu_free_all();
+    }
+    cu_gemm_fini(&g);
+}
+END_TEST
+
 /* ---- fp32 -> bf16 cast and the random fills ---- */
 START_TEST(test_cast_fill)
 {
@@ -495,9 +684,11 @@ Suite *gpu_kernels_suite(void)
     tcase_add_test(tc, test_rope);
     tcase_add_test(tc, test_conv1d);
     tcase_add_test(tc, test_gdn_gate);
+    tcase_add_test(tc, test_gdn_prep);
     tcase_add_test(tc, test_gdn_recurrent);
     tcase_add_test(tc, test_gated_rmsnorm);
     tcase_add_test(tc, test_swiglu);
+    tcase_add_test(tc, test_gemm_swiglu);
     tcase_add_test(tc, test_gemm);
     tcase_add_test(tc, test_cast_fill);
     suite_add_tcase(s, tc);

@@ -10,5 +10,12 @@ struct dim3 {
 struct uint4 {
     unsigned x, y, z, w;
 };
+static inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w)
+{
+    return uint4{x, y, z, w};
+}
+struct float2 {
+    float x, y;
+};
 #endif
 #endif

@@ -30,6 +30,7 @@
 
 #include "engine/cuda/cuda_internal.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/attn_prep.h"
 #include "kernels/cuda/cast.h"
 #include "kernels/cuda/conv1d.h"
 #include "kernels/cuda/embed.h"
@@ -38,9 +39,7 @@
 #include "kernels/cuda/gdn_gate.h"
 #include "kernels/cuda/gdn_prep.h"
 #include "kernels/cuda/gdn_recurrent.h"
-#include "kernels/cuda/kv_write.h"
 #include "kernels/cuda/rmsnorm.h"
-#include "kernels/cuda/rope.h"
 
 /* Prefill tokens in a step below which its prefill rows stay on the
  * recurrent kernel (a chunk kernel launch pair costs more than a few tokens
@@ -191,8 +190,7 @@ static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int npt
             PROF("MLP: gemm down");
             xb_valid = 0;
         } else {
-            int ai = ly->attn_index, P = m->attn_in_rows, QD = m->Hq * m->D,
-                KVD = m->Hkv * m->D;
+            int ai = ly->attn_index, P = m->attn_in_rows, QD = m->Hq * m->D;
             int rc;
             if (!xb_valid) {
                 K_CHECK(kern_f32_to_bf16(m->x, (size_t)T * C, m->xb, s));
@@ -201,17 +199,12 @@ static int run_layers(struct engine *e, int T, int N, int R, int ntiles, int npt
             if ((rc = cu_gemm_run(&m->gemm, ly->w_in, m->xb, m->proj, 0, P, T, C, 0, s)))
                 return rc;
             PROF("attn: gemm q;k;v");
-            K_CHECK(kern_rmsnorm_inplace(m->proj, P, ly->q_norm, T, QD, eps, s));
-            K_CHECK(kern_rmsnorm_inplace(m->proj + QD, P, ly->k_norm, T, KVD, eps, s));
-            PROF("attn: q/k norm");
-            if (m->rope_on) {
-                K_CHECK(kern_rope(m->proj, P, m->Hq + m->Hkv, m->D, d.pos, m->inv_freq,
-                                  m->rope_mscale, T, s));
-                PROF("attn: rope");
-            }
-            K_CHECK(kern_kv_write(m->proj, P, QD, QD + KVD, T, m->Hkv, m->D, m->bs, d.slot_map,
-                                  m->kc[ai], m->vc[ai], s));
-            PROF("attn: kv write");
+            /* q/k norm, RoPE and the KV cache write in one launch; q stays
+             * in proj for the attention kernel, k and v only go to the cache */
+            K_CHECK(kern_attn_prep(m->proj, P, T, m->Hq, m->Hkv, m->D, ly->q_norm, ly->k_norm,
+                                   eps, d.pos, m->rope_on ? m->inv_freq : NULL, m->rope_mscale,
+                                   m->bs, d.slot_map, m->kc[ai], m->vc[ai], s));
+            PROF("attn: q/k norm + rope + kv write");
             struct kern_attn_args a = {
                 .q = m->proj, .q_stride = P, .kc = m->kc[ai], .vc = m->vc[ai],
                 .block_table = d.bt, .max_blocks = m->opt.max_blocks_per_seq,

@@ -11,6 +11,11 @@
  * The long (8192-token) case checks a sample of rows against the reference
  * (every row for NaN), which keeps the CPU side to seconds.
  *
+ * The fused per-token preparation (kern_attn_prep: q/k norm, RoPE, cache
+ * write) is checked against the CPU reference ops (kern_cpu_rmsnorm,
+ * kern_cpu_rope_apply, kern_cpu_kv_write) and against the four unfused CUDA
+ * kernels it replaces.
+ *
  * Runs on the GPU machine only (make test-gpu), CK_NOFORK.
  */
 #include <math.h>
@@ -19,8 +24,13 @@
 #include <string.h>
 
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/attn_prep.h"
 #include "kernels/cuda/kv_write.h"
+#include "kernels/cuda/rmsnorm.h"
+#include "kernels/cuda/rope.h"
 #include "tests/gpu/gpu_util.h"
 
 static int row_sampled(int j, int n, int sample)
@@ -218,6 +228,166 @@ static void attn_case(int Hq, int Hkv, int D, int bs, const int *cache, const in
         attn_run(Hq, Hkv, D, bs, cache, nnew, N, nsplit, seed, 0, 1, 5e-3, 0);
 }
 
+/* ---- fused q/k norm + RoPE + KV write (kern_attn_prep) ---- */
+
+/* Cache element (block, head, offset, d) of the GPU layout [block][Hkv][bs][D]. */
+static size_t kv_gidx(int blk, int h, int off, int d, int Hkv, int bs, int D)
+{
+    return (((size_t)blk * Hkv + h) * bs + off) * D + d;
+}
+
+/* T tokens with ragged positions (a few sequence starts, a decode row far
+ * out, random positions up to 32767) and distinct scattered cache slots,
+ * every fifth token (and the second) slot -1. Rows have a padded stride.
+ * rope: yarn frequencies (attention factor != 1), else RoPE off. */
+static void attn_prep_case(int Hq, int Hkv, int D, int bs, int T, int rope, uint64_t seed)
+{
+    gu_seed(seed);
+    int QD = Hq * D, KVD = Hkv * D, P = QD + 2 * KVD + 5, half = D / 2;
+    float eps = 1e-6f;
+    int nblocks = (T + bs - 1) / bs + 3, nslot = nblocks * bs;
+    size_t rn = (size_t)T * P, pool = (size_t)nblocks * bs * KVD;
+    float *rows = calloc(rn, 4), *ref = calloc(rn, 4), *got = calloc(rn, 4),
+          *got2 = calloc(rn, 4), *qw = calloc(QD, 4), *kw = calloc(KVD, 4),
+          *inv = calloc(half, 4), *kp = calloc(pool, 4), *vp = calloc(pool, 4);
+    uint16_t *kc = calloc(pool, 2), *vc = calloc(pool, 2), *kc2 = calloc(pool, 2),
+             *vc2 = calloc(pool, 2);
+    int32_t *pos = calloc(T, 4), *sm = calloc(T, 4), *perm = calloc(nslot, 4);
+    ck_assert(rows && ref && got && got2 && qw && kw && inv && kp && vp && kc && vc && kc2 &&
+              vc2 && pos && sm && perm);
+    gu_fill(rows, rn, -2, 2);
+    gu_fill(qw, QD, 0.5f, 1.5f);
+    gu_fill(kw, KVD, 0.5f, 1.5f);
+    for (int i = 0; i < nslot; i++)
+        perm[i] = i;
+    for (int i = nslot - 1; i > 0; i--) {
+        int j = gu_int(0, i), x = perm[i];
+        perm[i] = perm[j];
+        perm[j] = x;
+    }
+    for (int t = 0; t < T; t++) {
+        pos[t] = t < 3 ? t : t == 3 ? 0 : t == 4 ? 4095 : gu_int(0, 32767);
+        sm[t] = (t % 5 == 4 || t == 1) ? -1 : perm[t];
+    }
+    float ms = 1.0f;
+    if (rope) {
+        struct cfg_rope r;
+        memset(&r, 0, sizeof r);
+        r.mode = CFG_ROPE_YARN;
+        r.theta = 500000;
+        r.factor = 8;
+        r.original_max_position = 4096;
+        ck_assert_int_eq(kern_cpu_rope_freqs(&r, D, 4096 * 8, 0, inv, &ms), 0);
+        ck_assert(ms != 1.0f);
+    }
+    /* CPU reference: whole-vector norms, rotation of every q and k head, the
+     * cache rows of the tokens with a slot (CPU pool layout [blk][off][h][D]) */
+    memcpy(ref, rows, rn * 4);
+    kern_cpu_rmsnorm(ref, ref, P, qw, T, QD, eps);
+    kern_cpu_rmsnorm(ref + QD, ref + QD, P, kw, T, KVD, eps);
+    if (rope)
+        kern_cpu_rope_apply(ref, P, Hq + Hkv, D, T, pos, inv, ms);
+    for (int t = 0; t < T; t++) {
+        if (sm[t] < 0)
+            continue;
+        int32_t blk = sm[t] / bs;
+        const float *kr = ref + (size_t)t * P + QD;
+        kern_cpu_kv_write(kp, vp, kr, KVD, kr + KVD, KVD, &blk, bs, Hkv, D, sm[t] % bs, 1);
+    }
+    /* GPU, fused and unfused, on poisoned caches */
+    float *dr = gu_dev(rn * 4), *dr2 = gu_dev(rn * 4), *dqw = gu_dev(QD * 4),
+          *dkw = gu_dev(KVD * 4), *dinv = gu_dev(half * 4);
+    uint16_t *dkc = gu_dev(pool * 2), *dvc = gu_dev(pool * 2), *dkc2 = gu_dev(pool * 2),
+             *dvc2 = gu_dev(pool * 2);
+    int32_t *dpos = gu_dev(T * 4), *dsm = gu_dev(T * 4);
+    gu_up(dr, rows, rn * 4);
+    gu_up(dr2, rows, rn * 4);
+    gu_up(dqw, qw, QD * 4);
+    gu_up(dkw, kw, KVD * 4);
+    gu_up(dinv, inv, half * 4);
+    gu_up(dpos, pos, T * 4);
+    gu_up(dsm, sm, T * 4);
+    ck_assert_int_eq(kern_attn_prep(dr, P, T, Hq, Hkv, D, dqw, dkw, eps, dpos,
+                                    rope ? dinv : NULL, ms, bs, dsm, dkc, dvc, 0),
+                     0);
+    ck_assert_int_eq(kern_rmsnorm_inplace(dr2, P, dqw, T, QD, eps, 0), 0);
+    ck_assert_int_eq(kern_rmsnorm_inplace(dr2 + QD, P, dkw, T, KVD, eps, 0), 0);
+    if (rope)
+        ck_assert_int_eq(kern_rope(dr2, P, Hq + Hkv, D, dpos, dinv, ms, T, 0), 0);
+    ck_assert_int_eq(kern_kv_write(dr2, P, QD, QD + KVD, T, Hkv, D, bs, dsm, dkc2, dvc2, 0), 0);
+    gu_sync();
+    gu_down(got, dr, rn * 4);
+    gu_down(got2, dr2, rn * 4);
+    gu_down(kc, dkc, pool * 2);
+    gu_down(vc, dvc, pool * 2);
+    gu_down(kc2, dkc2, pool * 2);
+    gu_down(vc2, dvc2, pool * 2);
+    int nan;
+    char nm[128];
+    const char *rs = rope ? "rope yarn" : "no rope";
+    snprintf(nm, sizeof nm, "attn_prep q Hq%d Hkv%d D%d T=%d %s", Hq, Hkv, D, T, rs);
+    GU_EXPECT(nm, gu_rel_err_rows(got, P, ref, P, T, QD, &nan), nan, rope ? 2e-6 : 1e-6);
+    snprintf(nm, sizeof nm, "attn_prep q vs unfused kernels %s", rs);
+    GU_EXPECT(nm, gu_rel_err_rows(got, P, got2, P, T, QD, &nan), nan, 1e-7);
+    /* k, v and the row padding stay as they were */
+    for (int t = 0; t < T; t++)
+        ck_assert_msg(memcmp(got + (size_t)t * P + QD, rows + (size_t)t * P + QD,
+                             (size_t)(P - QD) * 4) == 0,
+                      "attn_prep changed token %d's k/v/padding in the row", t);
+    /* the cache: the slots of tokens with sm >= 0 against the reference
+     * (each element within bf16 rounding of it), every other element still
+     * poison (0xFFFF); the unfused kernels' cache alike */
+    unsigned char *written = calloc(nslot, 1);
+    for (int t = 0; t < T; t++)
+        if (sm[t] >= 0)
+            written[sm[t]] = 1;
+    size_t nw = 0, bad = 0, diff2 = 0;
+    float *cg = calloc(2 * (size_t)T * KVD, 4), *cr = calloc(2 * (size_t)T * KVD, 4);
+    for (int sl = 0; sl < nslot; sl++) {
+        int blk = sl / bs, off = sl % bs;
+        for (int h = 0; h < Hkv; h++)
+            for (int d = 0; d < D; d++) {
+                size_t g = kv_gidx(blk, h, off, d, Hkv, bs, D);
+                size_t c = (((size_t)blk * bs + off) * Hkv + h) * D + d;
+                diff2 += kc[g] != kc2[g] || vc[g] != vc2[g];
+                if (!written[sl]) {
+                    bad += kc[g] != 0xFFFF || vc[g] != 0xFFFF;
+                    continue;
+                }
+                float gk = gu_from_bf16(kc[g]), gv = gu_from_bf16(vc[g]);
+                bad += !(fabsf(gk - kp[c]) <= fabsf(kp[c]) * (1.0f / 256.0f) * 1.001f);
+                bad += !(fabsf(gv - vp[c]) <= fabsf(vp[c]) * (1.0f / 256.0f) * 1.001f);
+                cg[nw] = gk, cr[nw++] = kp[c];
+                cg[nw] = gv, cr[nw++] = vp[c];
+            }
+    }
+    snprintf(nm, sizeof nm, "attn_prep kv cache (bf16) Hkv%d D%d bs%d %s", Hkv, D, bs, rs);
+    GU_EXPECT(nm, gu_rel_err(cg, cr, nw, &nan), nan, 4e-3);
+    printf("  %zu cache values, %zu outside bf16 rounding or not poison, %zu differ from "
+           "the unfused kernels\n", nw, bad, diff2);
+    ck_assert_msg(bad == 0, "%s: %zu cache elements wrong", nm, bad);
+    ck_assert_msg(diff2 * 1000 <= nw, "%s: %zu cache elements differ from kern_kv_write", nm,
+                  diff2);
+    free(written), free(cg), free(cr);
+    free(rows), free(ref), free(got), free(got2), free(qw), free(kw), free(inv), free(kp),
+        free(vp), free(kc), free(vc), free(kc2), free(vc2), free(pos), free(sm), free(perm);
+    gu_free_all();
+}
+
+START_TEST(test_attn_prep)
+{
+    for (int rope = 0; rope < 2; rope++) {
+        attn_prep_case(30, 30, 128, 16, 37, rope, 1500 + rope); /* 7B heads */
+        attn_prep_case(8, 2, 64, 4, 13, rope, 1510 + rope);     /* grouped KV heads */
+        attn_prep_case(3, 1, 10, 3, 9, rope, 1520 + rope);      /* odd: D/2 = 5 */
+    }
+    /* an odd head dim has no rotate-half pairs */
+    ck_assert_int_eq(kern_attn_prep(NULL, 7, 1, 1, 1, 7, NULL, NULL, 1e-6f, NULL, NULL, 1.0f, 4,
+                                    NULL, NULL, NULL, 0),
+                     (int)cudaErrorInvalidValue);
+}
+END_TEST
+
 START_TEST(test_attention_mixed)
 {
     int c1[4] = {1000, 37, 0, 50}, n1[4] = {1, 1, 70, 33};
@@ -289,6 +459,7 @@ Suite *gpu_attn_suite(void)
     Suite *s = suite_create("gpu_attention");
     TCase *tc = tcase_create("attention");
     tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_attn_prep);
     tcase_add_test(tc, test_attention_mixed);
     tcase_add_test(tc, test_attention_split);
     tcase_add_test(tc, test_attention_prefill_varlen);

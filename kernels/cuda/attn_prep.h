@@ -3,7 +3,8 @@
  * both, q written back in place and k, v appended to the paged bf16 KV cache.
  * It replaces kern_rmsnorm_inplace (q), kern_rmsnorm_inplace (k), kern_rope
  * and kern_kv_write in the forward (decode at batch 1 is launch-bound), with
- * the same math in the same order of operations. Called from the engine
+ * the same math (the sums of squares may run in another order: within an
+ * fp32 rounding of the norm, attn_prep.cu). Called from the engine
  * thread; asynchronous on the stream. */
 #ifndef DS_KERNELS_CUDA_ATTN_PREP_H
 #define DS_KERNELS_CUDA_ATTN_PREP_H

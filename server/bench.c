@@ -548,6 +548,17 @@ static int gemm_fn(void *p)
     return cu_gemm_run(&g->m->gemm, g->W, g->X, g->Y, 0, g->M, g->N, g->K, 0, g->m->stream);
 }
 
+struct gemv_form_arg {
+    struct gemm_arg *g;
+    int form;
+};
+static int gemv_form_fn(void *p)
+{
+    struct gemv_form_arg *a = p;
+    return kern_gemv_form(a->g->W, a->g->X, a->g->Y, a->g->M, a->g->N, a->g->K, 0, a->form,
+                          a->g->m->stream);
+}
+
 static int bench_gemm(struct cu_impl *m, const char *name, const uint16_t *W, int M, int K, int N)
 {
     struct gemm_arg g = {.m = m, .W = (uint16_t *)W, .M = M, .N = N, .K = K};
@@ -575,6 +586,22 @@ static int bench_gemm(struct cu_impl *m, const char *name, const uint16_t *W, in
         emit(nm, shape, ms * 1e3, "us", note);
     }
     m->gemm.gemv_max_t = keep;
+    /* both GEMV forms alone (kernels/cuda/gemv.h: the auto rule's data) */
+    for (int form = KERN_GEMV_WARP_ROWS; ways == 2 && form <= KERN_GEMV_KSPLIT; form++) {
+        struct gemv_form_arg a = {&g, form};
+        double ms = ev_time(m->stream, 20, gemv_form_fn, &a);
+        if (ms < 0) {
+            cudaFree(g.X), cudaFree(g.Y);
+            return -EIO;
+        }
+        char shape[64], note[96], nm[96];
+        snprintf(shape, sizeof shape, "%dx%d T=%d", M, K, N);
+        double bytes = (double)M * K * 2 + (double)N * K * 2 + (double)N * M * 4;
+        snprintf(note, sizeof note, "(%.2f TB/s)", bytes / (ms * 1e-3) / 1e12);
+        snprintf(nm, sizeof nm, "%s (GEMV %s)", name,
+                 form == KERN_GEMV_KSPLIT ? "k-split" : "warp rows");
+        emit(nm, shape, ms * 1e3, "us", note);
+    }
     cudaFree(g.X), cudaFree(g.Y);
     return 0;
 }

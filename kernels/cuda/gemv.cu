@@ -87,17 +87,17 @@ gemv_kernel(const uint4 *__restrict__ W, const uint4 *__restrict__ X, float *__r
                 if (lane == p * T + t && m0 + 2 * p < M)
                     act[(size_t)t * F + m0 / 2 + p] =
                         ku_to_bf(ku_silu(acc[2 * p][t]) * acc[2 * p + 1][t]);
-        return;
+    } else {
+        /* lane r*T + t stores output (t, m0 + r); R * T <= 32 */
+#pragma unroll
+        for (int r = 0; r < GV_R; r++)
+#pragma unroll
+            for (int t = 0; t < T; t++)
+                if (lane == r * T + t && m0 + r < M) {
+                    float *yp = Y + (size_t)t * M + m0 + r;
+                    *yp = accumulate ? *yp + acc[r][t] : acc[r][t];
+                }
     }
-    /* lane r*T + t stores output (t, m0 + r); R * T <= 32 */
-#pragma unroll
-    for (int r = 0; r < GV_R; r++)
-#pragma unroll
-        for (int t = 0; t < T; t++)
-            if (lane == r * T + t && m0 + r < M) {
-                float *yp = Y + (size_t)t * M + m0 + r;
-                *yp = accumulate ? *yp + acc[r][t] : acc[r][t];
-            }
 }
 
 extern "C" int kern_gemv_ok(const void *W, const void *X, int M, int T, int K)
@@ -106,19 +106,108 @@ extern "C" int kern_gemv_ok(const void *W, const void *X, int M, int T, int K)
            ((uintptr_t)W & 15) == 0 && ((uintptr_t)X & 15) == 0;
 }
 
+/* The K-split form: one block per R rows, its 8 warps (256 threads) striding
+ * the row's K together, then a fixed-order block reduction (deterministic,
+ * no atomics). For narrow outputs with long rows (MLP down 3840 x 11008,
+ * GDN out 3840 x 5760) the warp form has only M / R warps, ~15 per SM on
+ * the H100, too few loads in flight; here every SM gets many small blocks
+ * and the tail is one short block. */
+template <int T, bool SW>
+static __global__ void __launch_bounds__(GV_WARPS * 32)
+gemv_ks_kernel(const uint4 *__restrict__ W, const uint4 *__restrict__ X, float *__restrict__ Y,
+               uint16_t *__restrict__ act, int M, int K8, int accumulate)
+{
+    constexpr int GV_R = gv_shape<T>::R, GV_U = gv_shape<T>::U, NT = GV_WARPS * 32;
+    __shared__ float red[GV_WARPS][GV_R * T];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int m0 = blockIdx.x * GV_R;
+    const uint4 *w[GV_R];
+#pragma unroll
+    for (int r = 0; r < GV_R; r++)
+        w[r] = W + (size_t)(m0 + r < M ? m0 + r : M - 1) * K8;
+    float acc[GV_R][T];
+#pragma unroll
+    for (int r = 0; r < GV_R; r++)
+#pragma unroll
+        for (int t = 0; t < T; t++)
+            acc[r][t] = 0.0f;
+    for (int k = tid; k < K8; k += NT * GV_U) {
+        uint4 wv[GV_U][GV_R];
+#pragma unroll
+        for (int u = 0; u < GV_U; u++)
+#pragma unroll
+            for (int r = 0; r < GV_R; r++)
+                if (k + NT * u < K8)
+                    wv[u][r] = __ldcs(w[r] + k + NT * u);
+#pragma unroll
+        for (int u = 0; u < GV_U; u++)
+            if (k + NT * u < K8) {
+#pragma unroll
+                for (int t = 0; t < T; t++) {
+                    uint4 xv = __ldg(X + (size_t)t * K8 + k + NT * u);
+#pragma unroll
+                    for (int r = 0; r < GV_R; r++)
+                        acc[r][t] = gv_dot8(wv[u][r], xv, acc[r][t]);
+                }
+            }
+    }
+#pragma unroll
+    for (int r = 0; r < GV_R; r++)
+#pragma unroll
+        for (int t = 0; t < T; t++) {
+            float v = acc[r][t];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1)
+                v += __shfl_xor_sync(0xffffffffu, v, o);
+            if (lane == 0)
+                red[warp][r * T + t] = v;
+        }
+    __syncthreads();
+    if (tid >= GV_R * T)
+        return;
+    const int r = tid / T, t = tid - r * T;
+    float v = 0.0f;
+#pragma unroll
+    for (int q = 0; q < GV_WARPS; q++)
+        v += red[q][tid];
+    if (SW) { /* thread (2p, t) pairs gate 2p with up 2p+1 */
+        if ((r & 1) == 0 && m0 + r < M) {
+            float up = 0.0f;
+#pragma unroll
+            for (int q = 0; q < GV_WARPS; q++)
+                up += red[q][(r + 1) * T + t];
+            act[(size_t)t * (M / 2) + (m0 + r) / 2] = ku_to_bf(ku_silu(v) * up);
+        }
+        return;
+    }
+    if (m0 + r < M) {
+        float *yp = Y + (size_t)t * M + m0 + r;
+        *yp = accumulate ? *yp + v : v;
+    }
+}
+
+/* form: KERN_GEMV_AUTO, KERN_GEMV_WARP_ROWS or KERN_GEMV_KSPLIT */
 template <bool SW>
 static int gemv_launch(const uint16_t *W, const uint16_t *X, float *Y, uint16_t *act, int M,
-                       int T, int K, int accumulate, cudaStream_t s)
+                       int T, int K, int accumulate, int form, cudaStream_t s)
 {
     const uint4 *w = (const uint4 *)W, *x = (const uint4 *)X;
     int K8 = K / 8;
+    if (form == KERN_GEMV_AUTO)
+        form = M <= KERN_GEMV_KSPLIT_MAX_M ? KERN_GEMV_KSPLIT : KERN_GEMV_WARP_ROWS;
+    int ks = form == KERN_GEMV_KSPLIT;
     switch (T) {
-#define GV_CASE(n)                                                                       \
-    case n: {                                                                            \
-        int rpb = GV_WARPS * gv_shape<n>::R;                                             \
-        gemv_kernel<n, SW><<<(M + rpb - 1) / rpb, GV_WARPS * 32, 0, s>>>(w, x, Y, act, M, \
-                                                                        K8, accumulate); \
-        break;                                                                           \
+#define GV_CASE(n)                                                                            \
+    case n: {                                                                                 \
+        int rpb = ks ? gv_shape<n>::R : GV_WARPS * gv_shape<n>::R;                            \
+        if (ks)                                                                               \
+            gemv_ks_kernel<n, SW><<<(M + rpb - 1) / rpb, GV_WARPS * 32, 0, s>>>(w, x, Y, act, \
+                                                                               M, K8,         \
+                                                                               accumulate);   \
+        else                                                                                  \
+            gemv_kernel<n, SW><<<(M + rpb - 1) / rpb, GV_WARPS * 32, 0, s>>>(w, x, Y, act, M, \
+                                                                            K8, accumulate);  \
+        break;                                                                                \
     }
         GV_CASE(1);
         GV_CASE(2);
@@ -138,7 +227,15 @@ extern "C" int kern_gemv(const uint16_t *W, const uint16_t *X, float *Y, int M, 
 {
     if (!kern_gemv_ok(W, X, M, T, K))
         return (int)cudaErrorInvalidValue;
-    return gemv_launch<false>(W, X, Y, NULL, M, T, K, accumulate, s);
+    return gemv_launch<false>(W, X, Y, NULL, M, T, K, accumulate, KERN_GEMV_AUTO, s);
+}
+
+extern "C" int kern_gemv_form(const uint16_t *W, const uint16_t *X, float *Y, int M, int T,
+                              int K, int accumulate, int form, cudaStream_t s)
+{
+    if (!kern_gemv_ok(W, X, M, T, K) || form < KERN_GEMV_AUTO || form > KERN_GEMV_KSPLIT)
+        return (int)cudaErrorInvalidValue;
+    return gemv_launch<false>(W, X, Y, NULL, M, T, K, accumulate, form, s);
 }
 
 extern "C" int kern_gemv_swiglu(const uint16_t *W, const uint16_t *X, uint16_t *act, int M,
@@ -146,5 +243,5 @@ extern "C" int kern_gemv_swiglu(const uint16_t *W, const uint16_t *X, uint16_t *
 {
     if (!kern_gemv_ok(W, X, M, T, K) || M % 2)
         return (int)cudaErrorInvalidValue;
-    return gemv_launch<true>(W, X, NULL, act, M, T, K, 0, s);
+    return gemv_launch<true>(W, X, NULL, act, M, T, K, 0, KERN_GEMV_AUTO, s);
 }

@@ -31,6 +31,18 @@ int kern_gemv_ok(const void *W, const void *X, int M, int T, int K);
  * Returns 0 or a cudaError_t value (cudaErrorInvalidValue if !kern_gemv_ok). */
 int kern_gemv(const uint16_t *W, const uint16_t *X, float *Y, int M, int T, int K,
               int accumulate, cudaStream_t s);
+/* Two forms (auto: K-split for M <= KERN_GEMV_KSPLIT_MAX_M): warp rows,
+ * each warp streaming R whole rows (many rows: lm_head, in-projections),
+ * and K-split, each 8-warp block one R-row group with the warps splitting K
+ * and a fixed-order reduction (narrow outputs with long rows, where the
+ * warp form has too few warps). Same results up to fp32 summation order;
+ * deterministic either way. kern_gemv_form picks one (the bench times both). */
+#define KERN_GEMV_AUTO 0
+#define KERN_GEMV_WARP_ROWS 1
+#define KERN_GEMV_KSPLIT 2
+#define KERN_GEMV_KSPLIT_MAX_M 8192
+int kern_gemv_form(const uint16_t *W, const uint16_t *X, float *Y, int M, int T, int K,
+                   int accumulate, int form, cudaStream_t s);
 /* The gate|up projection with the SwiGLU fused into the store: W bf16
  * (M, K) with rows interleaved (row 2f = gate f, row 2f+1 = up f, M even),
  * act bf16 (T, M/2) = bf16(silu(gate) * up), the same bits as kern_gemv

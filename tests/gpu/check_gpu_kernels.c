@@ -569,6 +569,22 @@ START_TEST(test_gemm)
             GU_EXPECT(nm, gu_rel_err(got, ref, ny, &nan), nan, 1e-5);
             for (size_t i = 0; i < ny; i++)
                 ref[i] -= y0[i];
+            /* each GEMV form alone, plain and accumulating */
+            for (int form = KERN_GEMV_WARP_ROWS; g.gemv_max_t && form <= KERN_GEMV_KSPLIT; form++)
+                for (int accu = 0; accu < 2; accu++) {
+                    gu_up(dy, y0, ny * 4);
+                    ck_assert_int_eq(kern_gemv_form(dw, dx, dy, M, N, K, accu, form, 0), 0);
+                    gu_sync();
+                    gu_down(got, dy, ny * 4);
+                    for (size_t i = 0; accu && i < ny; i++)
+                        ref[i] += y0[i];
+                    snprintf(nm, sizeof nm, "gemv %s%s M=%d N=%d K=%d",
+                             form == KERN_GEMV_KSPLIT ? "k-split" : "warp rows",
+                             accu ? " accumulate" : "", M, N, K);
+                    GU_EXPECT(nm, gu_rel_err(got, ref, ny, &nan), nan, 1e-5);
+                    for (size_t i = 0; accu && i < ny; i++)
+                        ref[i] -= y0[i];
+                }
         }
         ck_assert_int_eq(cu_gemm_run(&g, dw, dx, dyb, 1, M, N, K, 0, 0), 0);
         gu_sync();

@@ -194,7 +194,7 @@ static int gemv_launch(const uint16_t *W, const uint16_t *X, float *Y, uint16_t 
     const uint4 *w = (const uint4 *)W, *x = (const uint4 *)X;
     int K8 = K / 8;
     if (form == KERN_GEMV_AUTO)
-        form = M <= KERN_GEMV_KSPLIT_MAX_M ? KERN_GEMV_KSPLIT : KERN_GEMV_WARP_ROWS;
+        form = T <= KERN_GEMV_KSPLIT_MAX_T ? KERN_GEMV_KSPLIT : KERN_GEMV_WARP_ROWS;
     int ks = form == KERN_GEMV_KSPLIT;
     switch (T) {
 #define GV_CASE(n)                                                                            \

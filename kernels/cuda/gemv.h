@@ -31,16 +31,19 @@ int kern_gemv_ok(const void *W, const void *X, int M, int T, int K);
  * Returns 0 or a cudaError_t value (cudaErrorInvalidValue if !kern_gemv_ok). */
 int kern_gemv(const uint16_t *W, const uint16_t *X, float *Y, int M, int T, int K,
               int accumulate, cudaStream_t s);
-/* Two forms (auto: K-split for M <= KERN_GEMV_KSPLIT_MAX_M): warp rows,
- * each warp streaming R whole rows (many rows: lm_head, in-projections),
- * and K-split, each 8-warp block one R-row group with the warps splitting K
- * and a fixed-order reduction (narrow outputs with long rows, where the
- * warp form has too few warps). Same results up to fp32 summation order;
+/* Two forms: warp rows, each warp streaming R whole rows, and K-split, each
+ * 8-warp block one R-row group with the warps splitting K and a fixed-order
+ * reduction. Auto takes K-split up to KERN_GEMV_KSPLIT_MAX_T tokens: on the
+ * H100 (run E, docs/benchmarks.md) it matched or beat warp rows on every 7B
+ * projection at T = 1 and 4 (T=1: GDN in-proj 44.9 vs 47.0 us, MLP down 31.1
+ * vs 35.6, GDN out 15.6 vs 18.2; narrow outputs leave the warp form too few
+ * warps, wide ones a tail past two waves), and lost at T = 8 where X's reads
+ * dominate (lm_head 343 vs 277 us). Same results up to fp32 summation order;
  * deterministic either way. kern_gemv_form picks one (the bench times both). */
 #define KERN_GEMV_AUTO 0
 #define KERN_GEMV_WARP_ROWS 1
 #define KERN_GEMV_KSPLIT 2
-#define KERN_GEMV_KSPLIT_MAX_M 8192
+#define KERN_GEMV_KSPLIT_MAX_T 4
 int kern_gemv_form(const uint16_t *W, const uint16_t *X, float *Y, int M, int T, int K,
                    int accumulate, int form, cudaStream_t s);
 /* The gate|up projection with the SwiGLU fused into the store: W bf16

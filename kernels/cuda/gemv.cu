@@ -24,43 +24,41 @@ static __device__ __forceinline__ float gv_dot8(uint4 a, uint4 b, float acc)
     return acc;
 }
 
-/* SW: the SwiGLU epilogue (kern_gemv_swiglu): rows 2f, 2f+1 are gate f and
- * up f, both owned by one warp (R even, m0 even), which stores
- * bf16(silu(gate) * up) to act (T, M/2) instead of Y. */
-template <int T, bool SW>
-static __global__ void __launch_bounds__(GV_WARPS * 32)
-gemv_kernel(const uint4 *__restrict__ W, const uint4 *__restrict__ X, float *__restrict__ Y,
-            uint16_t *__restrict__ act, int M, int K8, int accumulate)
+/* The weight stream both forms share: R rows m0.. (clamped to M - 1, a
+ * duplicate row whose result is never stored), 16-byte loads k0, k0 + NT,
+ * ... with U of them per row in flight, dot products with the T rows of X
+ * into acc (zeroed here), then the xor-shuffle warp sum (every lane ends
+ * with every total). NT: threads striding one row (32, or the block). */
+template <int T, int NT>
+static __device__ __forceinline__ void gv_stream(const uint4 *__restrict__ W,
+                                                 const uint4 *__restrict__ X, int M, int K8,
+                                                 int m0, int k0,
+                                                 float (&acc)[gv_shape<T>::R][T])
 {
     constexpr int GV_R = gv_shape<T>::R, GV_U = gv_shape<T>::U;
-    const int lane = threadIdx.x & 31;
-    const int m0 = (blockIdx.x * GV_WARPS + (threadIdx.x >> 5)) * GV_R;
-    if (m0 >= M)
-        return;
     const uint4 *w[GV_R];
 #pragma unroll
     for (int r = 0; r < GV_R; r++)
-        w[r] = W + (size_t)(m0 + r < M ? m0 + r : M - 1) * K8; /* a clamped duplicate row */
-    float acc[GV_R][T];
+        w[r] = W + (size_t)(m0 + r < M ? m0 + r : M - 1) * K8;
 #pragma unroll
     for (int r = 0; r < GV_R; r++)
 #pragma unroll
         for (int t = 0; t < T; t++)
             acc[r][t] = 0.0f;
-    for (int k = lane; k < K8; k += 32 * GV_U) {
+    for (int k = k0; k < K8; k += NT * GV_U) {
         uint4 wv[GV_U][GV_R];
 #pragma unroll
         for (int u = 0; u < GV_U; u++)
 #pragma unroll
             for (int r = 0; r < GV_R; r++)
-                if (k + 32 * u < K8)
-                    wv[u][r] = __ldcs(w[r] + k + 32 * u); /* streamed once: evict first */
+                if (k + NT * u < K8)
+                    wv[u][r] = __ldcs(w[r] + k + NT * u); /* streamed once: evict first */
 #pragma unroll
         for (int u = 0; u < GV_U; u++)
-            if (k + 32 * u < K8) {
+            if (k + NT * u < K8) {
 #pragma unroll
                 for (int t = 0; t < T; t++) {
-                    uint4 xv = __ldg(X + (size_t)t * K8 + k + 32 * u);
+                    uint4 xv = __ldg(X + (size_t)t * K8 + k + NT * u);
 #pragma unroll
                     for (int r = 0; r < GV_R; r++)
                         acc[r][t] = gv_dot8(wv[u][r], xv, acc[r][t]);
@@ -77,6 +75,23 @@ gemv_kernel(const uint4 *__restrict__ W, const uint4 *__restrict__ X, float *__r
                 v += __shfl_xor_sync(0xffffffffu, v, o);
             acc[r][t] = v;
         }
+}
+
+/* SW: the SwiGLU epilogue (kern_gemv_swiglu): rows 2f, 2f+1 are gate f and
+ * up f, both owned by one warp (R even, m0 even), which stores
+ * bf16(silu(gate) * up) to act (T, M/2) instead of Y. */
+template <int T, bool SW>
+static __global__ void __launch_bounds__(GV_WARPS * 32)
+gemv_kernel(const uint4 *__restrict__ W, const uint4 *__restrict__ X, float *__restrict__ Y,
+            uint16_t *__restrict__ act, int M, int K8, int accumulate)
+{
+    constexpr int GV_R = gv_shape<T>::R;
+    const int lane = threadIdx.x & 31;
+    const int m0 = (blockIdx.x * GV_WARPS + (threadIdx.x >> 5)) * GV_R;
+    if (m0 >= M)
+        return;
+    float acc[GV_R][T];
+    gv_stream<T, 32>(W, X, M, K8, m0, lane, acc);
     if (SW) { /* lane p*T + t stores act (t, m0/2 + p); the xor reduction left every
                * lane with every sum */
         const int F = M / 2;
@@ -117,51 +132,18 @@ static __global__ void __launch_bounds__(GV_WARPS * 32)
 gemv_ks_kernel(const uint4 *__restrict__ W, const uint4 *__restrict__ X, float *__restrict__ Y,
                uint16_t *__restrict__ act, int M, int K8, int accumulate)
 {
-    constexpr int GV_R = gv_shape<T>::R, GV_U = gv_shape<T>::U, NT = GV_WARPS * 32;
+    constexpr int GV_R = gv_shape<T>::R, NT = GV_WARPS * 32;
     __shared__ float red[GV_WARPS][GV_R * T];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int m0 = blockIdx.x * GV_R;
-    const uint4 *w[GV_R];
-#pragma unroll
-    for (int r = 0; r < GV_R; r++)
-        w[r] = W + (size_t)(m0 + r < M ? m0 + r : M - 1) * K8;
     float acc[GV_R][T];
+    gv_stream<T, NT>(W, X, M, K8, m0, tid, acc);
 #pragma unroll
     for (int r = 0; r < GV_R; r++)
 #pragma unroll
         for (int t = 0; t < T; t++)
-            acc[r][t] = 0.0f;
-    for (int k = tid; k < K8; k += NT * GV_U) {
-        uint4 wv[GV_U][GV_R];
-#pragma unroll
-        for (int u = 0; u < GV_U; u++)
-#pragma unroll
-            for (int r = 0; r < GV_R; r++)
-                if (k + NT * u < K8)
-                    wv[u][r] = __ldcs(w[r] + k + NT * u);
-#pragma unroll
-        for (int u = 0; u < GV_U; u++)
-            if (k + NT * u < K8) {
-#pragma unroll
-                for (int t = 0; t < T; t++) {
-                    uint4 xv = __ldg(X + (size_t)t * K8 + k + NT * u);
-#pragma unroll
-                    for (int r = 0; r < GV_R; r++)
-                        acc[r][t] = gv_dot8(wv[u][r], xv, acc[r][t]);
-                }
-            }
-    }
-#pragma unroll
-    for (int r = 0; r < GV_R; r++)
-#pragma unroll
-        for (int t = 0; t < T; t++) {
-            float v = acc[r][t];
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1)
-                v += __shfl_xor_sync(0xffffffffu, v, o);
             if (lane == 0)
-                red[warp][r * T + t] = v;
-        }
+                red[warp][r * T + t] = acc[r][t];
     __syncthreads();
     if (tid >= GV_R * T)
         return;

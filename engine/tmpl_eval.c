@@ -290,21 +290,32 @@ static struct tv eval_binary(struct tmpl_rt *rt, const struct tnode *n, struct t
 
 /* ---- member access, slices ------------------------------------------------------- */
 
+/* An index, slice bound or step as an integer: numbers are doubles, and one beyond
+ * long long's range (a template may write any literal) would make the cast
+ * undefined; anything past +-2^62 acts like it on any real length. */
+static long long slice_ll(double n)
+{
+    const double lim = 4611686018427387904.0; /* 2^62 */
+    if (n != n)
+        return 0; /* NaN */
+    return n >= lim ? (long long)lim : n <= -lim ? -(long long)lim : (long long)n;
+}
+
 /* utils.ts slice() over n items; fills idx with the chosen positions. */
 static size_t slice_idx(struct tmpl_rt *rt, long long len, struct tv start, struct tv stop, struct tv step, long long **out)
 {
-    long long st = step.t == TV_INT ? (long long)step.n : 1;
+    long long st = step.t == TV_INT ? slice_ll(step.n) : 1;
     if (st == 0) tmpl_fail(rt, "slice step cannot be zero");
     long long s, e;
     if (st > 0) {
-        s = start.t == TV_INT ? (long long)start.n : 0;
+        s = start.t == TV_INT ? slice_ll(start.n) : 0;
         s = s < 0 ? (len + s > 0 ? len + s : 0) : (s < len ? s : len);
-        e = stop.t == TV_INT ? (long long)stop.n : len;
+        e = stop.t == TV_INT ? slice_ll(stop.n) : len;
         e = e < 0 ? (len + e > 0 ? len + e : 0) : (e < len ? e : len);
     } else {
-        s = start.t == TV_INT ? (long long)start.n : len - 1;
+        s = start.t == TV_INT ? slice_ll(start.n) : len - 1;
         s = s < 0 ? (len + s > -1 ? len + s : -1) : (s < len - 1 ? s : len - 1);
-        e = stop.t == TV_INT ? (long long)stop.n : -1;
+        e = stop.t == TV_INT ? slice_ll(stop.n) : -1;
         e = e < -1 ? (len + e > -1 ? len + e : -1) : (e < len - 1 ? e : len - 1);
     }
     long long cnt = 0;
@@ -347,7 +358,7 @@ static struct tv eval_slice(struct tmpl_rt *rt, struct tv obj, const struct tnod
 /* String#at(i) on UTF-16 units; half of a surrogate pair becomes U+FFFD. */
 static struct tv str_at(struct tmpl_rt *rt, struct tstr s, double di)
 {
-    long long len = (long long)tmpl_utf16_len(s), i = (long long)di;
+    long long len = (long long)tmpl_utf16_len(s), i = slice_ll(di);
     if (i < 0) i += len;
     if (i < 0 || i >= len) return tv_undef();
     long long u = 0;
@@ -386,7 +397,7 @@ static struct tv eval_member(struct tmpl_rt *rt, const struct tnode *n, struct t
     if (obj.t == TV_ARRAY || obj.t == TV_STR) {
         if (prop.t == TV_INT) {
             if (obj.t == TV_STR) return str_at(rt, obj.s, prop.n);
-            long long i = (long long)prop.n, len = (long long)obj.a->n;
+            long long i = slice_ll(prop.n), len = (long long)obj.a->n;
             if (i < 0) i += len;
             return (i >= 0 && i < len) ? obj.a->v[i] : tv_undef();
         }

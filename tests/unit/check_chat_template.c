@@ -325,6 +325,25 @@ static char *render_str(const struct tmpl *t, const char *ctx_json)
     return out;
 }
 
+/* Index and slice numbers beyond long long (fuzzer find, reproducer in
+ * tests/fuzz/crashes_chat_template): clamped, rendered like any too-large
+ * index, never an undefined cast. */
+START_TEST(test_huge_indices)
+{
+    char err[512] = "";
+    struct tmpl *t = tmpl_create("{{ xs[1:99999999999999999999999] }}|{{ xs[-99999999999999999999:2] }}|"
+                                 "{{ xs[::99999999999999999999] }}|{{ xs[::-99999999999999999999] }}|"
+                                 "{{ xs[99999999999999999999] is undefined }}|"
+                                 "{{ s[-99999999999999999999] is undefined }}",
+                                 err, sizeof(err));
+    ck_assert_msg(t != NULL, "%s", err);
+    char *out = render_str(t, "{\"xs\":[1,2,3],\"s\":\"abc\"}");
+    ck_assert_str_eq(out, "[2, 3]|[1, 2]|[1]|[3]|true|true");
+    free(out);
+    tmpl_destroy(t);
+}
+END_TEST
+
 START_TEST(test_fallback_chatml)
 {
     char dir[64], err[512] = "";
@@ -518,6 +537,7 @@ Suite *chat_template_suite(void)
     tcase_add_test(tc, test_parse_errors_name_line);
     tcase_add_test(tc, test_render_error_names_line);
     tcase_add_test(tc, test_limits);
+    tcase_add_test(tc, test_huge_indices);
     tcase_add_test(tc, test_fallback_chatml);
     tcase_add_test(tc, test_tokenizer_config_string);
     tcase_add_test(tc, test_tokenizer_config_list);

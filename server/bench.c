@@ -500,7 +500,8 @@ static int bench_attn(struct cu_impl *m, int N, int L, int ctx_before)
                                   .ntiles = ntiles, .T = T, .Hq = H, .Hkv = H,
                                   .D = D, .bs = bs, .scale = 0.0884f, .nsplit = ns,
                                   .work = work, .out = out, .nptiles = nptiles,
-                                  .decode_tiles_single = L == 1};
+                                  .decode_tiles_single = kern_attention_tiles_single(
+                                      h + N * nb + 2 * T, nptiles, ntiles)};
     double ms = ev_time(m->stream, L == 1 ? 50 : 3, attn_fn, &x);
     if (ms < 0) {
         fprintf(stderr, "bench: attention %dx%d ctx %d failed\n", N, L, ctx_before);

@@ -346,9 +346,8 @@ int cu_forward(struct engine *e, const struct eng_batch *b, float *logits)
     int ntiles = kern_attention_plan(h.qs, h.pos, Np, h.tiles, &nptiles), ntiles_real = 0;
     while (ntiles_real < ntiles && h.tiles[2 * ntiles_real] < T)
         ntiles_real++;
-    int single = 1; /* decode rows only past the prefill tiles: the one-row kernel */
-    for (int k = nptiles; k < ntiles && single; k++)
-        single = h.tiles[2 * k + 1] == 1;
+    /* decode rows only past the prefill tiles: the one-row attention kernel */
+    int single = kern_attention_tiles_single(h.tiles, nptiles, ntiles);
     /* prefill rows (after decodes and verify rows) go through the chunked
      * GDN kernel when they bring enough tokens to fill chunks; the plan sits
      * at a fixed offset and is uploaded only when used */

@@ -98,24 +98,50 @@ void *cu_alloc(struct cu_impl *m, size_t bytes)
     return p;
 }
 
+/* The staging ring: wait for buffer cur's previous copy to finish, hand it
+ * out for filling (stage_take), then copy n bf16 values from it to dst and
+ * move on (stage_send). Two buffers, so filling one overlaps the other's
+ * copy. */
+static int stage_take(struct stage *st, uint16_t **h)
+{
+    CU_CHECK(cudaEventSynchronize(st->ev[st->cur]));
+    *h = st->buf[st->cur];
+    return 0;
+}
+
+static int stage_send(struct stage *st, uint16_t *dst, size_t n)
+{
+    int b = st->cur;
+    CU_CHECK(cudaMemcpyAsync(dst, st->buf[b], n * 2, cudaMemcpyHostToDevice, st->s));
+    CU_CHECK(cudaEventRecord(st->ev[b], st->s));
+    st->cur ^= 1;
+    return 0;
+}
+
+/* n elements of t from element off, as bf16, into h. */
+static void stage_fill(uint16_t *h, const struct eng_tensor *t, int64_t off, size_t n)
+{
+    if (t->dtype == ST_BF16) {
+        memcpy(h, (const uint16_t *)t->data + off, n * 2);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        h[i] = f32_to_bf16(tensor_get(t, off + (int64_t)i));
+}
+
 /* Upload tensor t (any dtype) as bf16 to dst. */
 static int upload_bf16(struct stage *st, uint16_t *dst, const struct eng_tensor *t)
 {
     size_t per = STAGE_BYTES / 2;
     for (int64_t off = 0; off < t->numel; off += (int64_t)per) {
         size_t n = (size_t)(t->numel - off) < per ? (size_t)(t->numel - off) : per;
-        int b = st->cur;
-        CU_CHECK(cudaEventSynchronize(st->ev[b]));
-        uint16_t *h = st->buf[b];
-        if (t->dtype == ST_BF16) {
-            memcpy(h, (const uint16_t *)t->data + off, n * 2);
-        } else {
-            for (size_t i = 0; i < n; i++)
-                h[i] = f32_to_bf16(tensor_get(t, off + (int64_t)i));
-        }
-        CU_CHECK(cudaMemcpyAsync(dst + off, h, n * 2, cudaMemcpyHostToDevice, st->s));
-        CU_CHECK(cudaEventRecord(st->ev[b], st->s));
-        st->cur ^= 1;
+        uint16_t *h;
+        int rc;
+        if ((rc = stage_take(st, &h)))
+            return rc;
+        stage_fill(h, t, off, n);
+        if ((rc = stage_send(st, dst + off, n)))
+            return rc;
     }
     return 0;
 }
@@ -165,24 +191,16 @@ static int upload_interleaved(struct stage *st, uint16_t *dst, const struct eng_
     int64_t per = (int64_t)(STAGE_BYTES / 2) / (2 * C); /* row pairs per staging buffer */
     for (int64_t f0 = 0; f0 < F; f0 += per) {
         int64_t n = F - f0 < per ? F - f0 : per;
-        int b = st->cur;
-        CU_CHECK(cudaEventSynchronize(st->ev[b]));
-        uint16_t *h = st->buf[b];
-        for (int64_t f = 0; f < n; f++)
-            for (int part = 0; part < 2; part++) {
-                const struct eng_tensor *t = part ? up : gate;
-                uint16_t *row = h + (2 * f + part) * C;
-                int64_t off = (f0 + f) * C;
-                if (t->dtype == ST_BF16)
-                    memcpy(row, (const uint16_t *)t->data + off, (size_t)C * 2);
-                else
-                    for (int64_t i = 0; i < C; i++)
-                        row[i] = f32_to_bf16(tensor_get(t, off + i));
-            }
-        CU_CHECK(cudaMemcpyAsync(dst + 2 * f0 * C, h, (size_t)(2 * n * C) * 2,
-                                 cudaMemcpyHostToDevice, st->s));
-        CU_CHECK(cudaEventRecord(st->ev[b], st->s));
-        st->cur ^= 1;
+        uint16_t *h;
+        int rc;
+        if ((rc = stage_take(st, &h)))
+            return rc;
+        for (int64_t f = 0; f < n; f++) {
+            stage_fill(h + 2 * f * C, gate, (f0 + f) * C, (size_t)C);
+            stage_fill(h + (2 * f + 1) * C, up, (f0 + f) * C, (size_t)C);
+        }
+        if ((rc = stage_send(st, dst + 2 * f0 * C, (size_t)(2 * n * C))))
+            return rc;
     }
     return 0;
 }

@@ -277,6 +277,14 @@ extern "C" int kern_attention_plan(const int32_t *qs, const int32_t *positions, 
     return n;
 }
 
+extern "C" int kern_attention_tiles_single(const int32_t *tiles, int nptiles, int ntiles)
+{
+    for (int k = nptiles; k < ntiles; k++)
+        if (tiles[2 * k + 1] != 1)
+            return 0;
+    return 1;
+}
+
 extern "C" size_t kern_attention_work_floats(int T, int Hq, int D, int nsplit)
 {
     return nsplit > 1 ? (size_t)T * Hq * nsplit * (D + 2) : 0;

@@ -70,6 +70,9 @@ int kern_attention_tiles(const int32_t *qs, int N, int32_t *tiles);
  * the number of tiles (<= T) and sets *nptiles. tiles holds 2*T ints. */
 int kern_attention_plan(const int32_t *qs, const int32_t *positions, int N, int32_t *tiles,
                         int *nptiles);
+/* Host helper: 1 when every non-prefill tile (tiles[nptiles .. ntiles)) has
+ * one row, i.e. the step's decode_tiles_single. */
+int kern_attention_tiles_single(const int32_t *tiles, int nptiles, int ntiles);
 /* Workspace floats kern_attention needs for T tokens and nsplit splits. */
 size_t kern_attention_work_floats(int T, int Hq, int D, int nsplit);
 #ifdef __cplusplus

@@ -176,9 +176,7 @@ static void attn_run(int Hq, int Hkv, int D, int bs, const int *cache, const int
                  ? KERN_ATTN_PF_VARIANTS : 0;
     /* decode rows only past the prefill tiles: the engine runs the one-row
      * kernel (v = 0); v = -1 runs the general one on the same tiles */
-    int single = 1;
-    for (int k = nptiles; k < ntiles && single; k++)
-        single = tiles[2 * k + 1] == 1;
+    int single = kern_attention_tiles_single(tiles, nptiles, ntiles);
     a.decode_tiles_single = single;
     for (int v = single ? -1 : 0; v <= nv; v++) {
         if (v <= 0) {

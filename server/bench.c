@@ -628,7 +628,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: deltaserve bench [--decode-batches 1,8,64,256] [--context 1024]\n"
             "         [--iters 20] [--layers 32] [--ssm-state-dtype fp32|bf16] [--no-graphs]\n"
-            "         [--skip-e2e] [--skip-kernels] [--json FILE]\n"
+            "         [--skip-e2e] [--skip-kernels] [--only gdn|chunk|attn|gemm] [--json FILE]\n"
             "       deltaserve bench --spec [options]   speculative decoding (--spec --help)\n"
             "Random bf16 weights at the OLMo-Hybrid-7B shapes are generated on the GPU.\n");
 }
@@ -638,7 +638,7 @@ int bench_main(int argc, char **argv)
     if (argc > 0 && !strcmp(argv[0], "--spec")) return bench_spec_main(argc - 1, argv + 1); /* server/bench_spec.c */
     int batches[16] = {1, 8, 64, 256}, nb = 4, ctx = 1024, iters = 20, layers = 32, bf16 = 0,
         graphs = 1, e2e = 1, kernels = 1;
-    const char *json = NULL;
+    const char *json = NULL, *only = NULL; /* --only: one group of kernel rows, no e2e */
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -669,6 +669,12 @@ int bench_main(int argc, char **argv)
             e2e = 0;
         } else if (!strcmp(a, "--skip-kernels")) {
             kernels = 0;
+        } else if (!strcmp(a, "--only") && v) {
+            if (strcmp(v, "gdn") && strcmp(v, "chunk") && strcmp(v, "attn") && strcmp(v, "gemm")) {
+                fprintf(stderr, "bench: --only takes gdn, chunk, attn or gemm\n");
+                return 2;
+            }
+            only = v, e2e = 0, i++;
         } else if (!strcmp(a, "--json") && v) {
             json = v, i++;
         } else {
@@ -768,23 +774,22 @@ int bench_main(int argc, char **argv)
             rc = bench_decode_profile(&b, m, 1, ctx) || bench_decode_profile(&b, m, 64, ctx);
     }
     if (kernels && !rc) {
+#define GROUP(name) (!only || !strcmp(only, name))
         int gb[4] = {1, 8, 64, 256};
-        for (int i = 0; i < 4 && !rc; i++)
+        for (int i = 0; i < 4 && !rc && GROUP("gdn"); i++)
             rc = bench_gdn(m, gb[i], 1, bf16) ? 1 : 0;
-        if (!rc)
-            rc = bench_gdn(m, 1, 8192, 0) ? 1 : 0;
-        if (!rc)
-            rc = bench_gdn(m, 16, 512, 0) ? 1 : 0;
-        if (!rc)
-            rc = bench_gdn(m, 4, 2048, 0) || bench_gdn_chunk(m, 1, 8192) ||
-                 bench_gdn_chunk(m, 4, 2048) || bench_gdn_chunk(m, 16, 512);
-        if (!rc)
+        if (!rc && GROUP("gdn"))
+            rc = bench_gdn(m, 1, 8192, 0) || bench_gdn(m, 16, 512, 0) || bench_gdn(m, 4, 2048, 0);
+        if (!rc && GROUP("chunk"))
+            rc = bench_gdn_chunk(m, 1, 8192) || bench_gdn_chunk(m, 4, 2048) ||
+                 bench_gdn_chunk(m, 16, 512);
+        if (!rc && GROUP("attn"))
             rc = bench_attn(m, 1, 1, 1024) || bench_attn(m, 64, 1, 1024) ||
                  bench_attn(m, 256, 1, 1024) || bench_attn(m, 1, 8192, 0) ||
                  bench_attn(m, 16, 512, 0);
         const struct cu_layer *g0 = &m->layers[0], *a0 = &m->layers[3];
         int Ts[5] = {1, 4, 8, 64, 8192};
-        for (int i = 0; i < 5 && !rc; i++) {
+        for (int i = 0; i < 5 && !rc && GROUP("gemm"); i++) {
             rc = bench_gemm(m, "gemm: GDN in-proj [q;k;v;g;a;b]", g0->w_in, m->gdn_in_rows, m->C,
                             Ts[i]) ||
                  bench_gemm(m, "gemm: GDN out", g0->w_o, m->C, m->VD, Ts[i]) ||
@@ -793,6 +798,7 @@ int bench_main(int argc, char **argv)
                  bench_gemm(m, "gemm: attn [q;k;v]", a0->w_in, m->attn_in_rows, m->C, Ts[i]) ||
                  bench_gemm(m, "gemm: lm_head", m->lm_head, m->V, m->C, Ts[i] > 256 ? 256 : Ts[i]);
         }
+#undef GROUP
     }
     free(b.bt);
     free(b.logits);

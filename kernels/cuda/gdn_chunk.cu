@@ -384,7 +384,6 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
         __syncthreads(); /* ... for every thread */
 
         uint32_t sa[NK][4], da[4][4];
-        const int nj = (len + 7) >> 3, nkk = (len + 15) >> 4;
         /* split variant: this warp's fragments of chunk c (gc_split_per) */
         uint4 *sp = SPLIT ? split + ((size_t)c * Hv + h) * gc_split_per(DK, Dv) +
                                 (size_t)(vw >> 4) * (NK + 4) * 32 + lane
@@ -399,22 +398,27 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
                 if (SPLIT)
                     sp[kk * 32] = uint4{sa[kk][0], sa[kk][1], sa[kk][2], sa[kk][3]};
             }
-            /* Delta^T = V^T Tu^T + S^T Wn^T (Tu lower triangular: kk <= j/2) */
+            /* Delta^T = V^T Tu^T + S^T Wn^T, k blocks outer so the 8 token
+             * tiles' chains interleave (gc_out_tile); Tu lower triangular:
+             * tiles j >= 2 kk. V, Tu and Wn are zero past len. */
             float d[8][4];
 #pragma unroll
-            for (int j = 0; j < 8; j++) {
+            for (int j = 0; j < 8; j++)
                 d[j][0] = d[j][1] = d[j][2] = d[j][3] = 0.0f;
-                if (j < nj) {
-                    const kbf16 *bt = stg + L::TU + (8 * j + g) * L::LDT + 2 * t;
 #pragma unroll
-                    for (int kk = 0; kk <= j / 2; kk++)
-                        gc_mma(d[j], va[kk], gc_ld32(bt + 16 * kk), gc_ld32(bt + 16 * kk + 8));
-                    const kbf16 *b = sb + L::W + (8 * j + g) * L::LDK + 2 * t;
+            for (int kk = 0; kk < 4; kk++)
 #pragma unroll
-                    for (int kk = 0; kk < NK; kk++)
-                        gc_mma(d[j], sa[kk], gc_ld32(b + 16 * kk), gc_ld32(b + 16 * kk + 8));
+                for (int j = 2 * kk; j < 8; j++) {
+                    const kbf16 *bt = stg + L::TU + (8 * j + g) * L::LDT + 2 * t + 16 * kk;
+                    gc_mma(d[j], va[kk], gc_ld32(bt), gc_ld32(bt + 8));
                 }
-            }
+#pragma unroll
+            for (int kk = 0; kk < NK; kk++)
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    const kbf16 *b = sb + L::W + (8 * j + g) * L::LDK + 2 * t + 16 * kk;
+                    gc_mma(d[j], sa[kk], gc_ld32(b), gc_ld32(b + 8));
+                }
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
                 da[kk][0] = gc_pack(d[2 * kk][0], d[2 * kk][1]);
@@ -435,18 +439,20 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
             if (!SPLIT)
                 gc_out_tile<NK>(sa, da, sb + L::Q, L::LDK, sb + L::P, L::LDT,
                                 o + (size_t)tok0 * VD + (size_t)h * Dv + vw + g, VD, len, g, t);
-            /* S^T <- Gam_C S^T + Delta^T K~ */
+            /* S^T <- Gam_C S^T + Delta^T K~ (12 independent chains per k
+             * block; Delta and K~ are zero past len) */
 #pragma unroll
-            for (int j = 0; j < NJ; j++) {
+            for (int j = 0; j < NJ; j++)
 #pragma unroll
                 for (int e = 0; e < 4; e++)
                     s[j][e] *= gC;
-                const kbf16 *bk = sb + L::KT + (8 * j + g) * L::LDT + 2 * t;
 #pragma unroll
-                for (int kk = 0; kk < 4; kk++)
-                    if (kk < nkk)
-                        gc_mma(s[j], da[kk], gc_ld32(bk + 16 * kk), gc_ld32(bk + 16 * kk + 8));
-            }
+            for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+                for (int j = 0; j < NJ; j++) {
+                    const kbf16 *bk = sb + L::KT + (8 * j + g) * L::LDT + 2 * t + 16 * kk;
+                    gc_mma(s[j], da[kk], gc_ld32(bk), gc_ld32(bk + 8));
+                }
         }
         __syncthreads(); /* stage (c - c0) & 1 may be overwritten next */
     }

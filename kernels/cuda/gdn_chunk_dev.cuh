@@ -152,25 +152,35 @@ static __device__ __forceinline__ void gc_out_tile(const uint32_t (&sa)[NK][4],
                                                    int ldq, const kbf16 *Ps, int ldp, float *ob,
                                                    size_t VD, int len, int g, int t)
 {
-    const int nj = (len + 7) >> 3;
+    /* all 8 token tiles at once, k blocks outer: 8 independent accumulator
+     * chains back to back keep the tensor pipe busy (one chain at a time
+     * waits out the mma latency on every step). Q~ and P rows past len are
+     * zero, so a short chunk needs no tile bounds, only the store guard. */
+    float a[8][4];
 #pragma unroll
     for (int j = 0; j < 8; j++)
-        if (j < nj) {
-            float a[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-            const kbf16 *bq = Qs + (8 * j + g) * ldq + 2 * t;
+        a[j][0] = a[j][1] = a[j][2] = a[j][3] = 0.0f;
 #pragma unroll
-            for (int kk = 0; kk < NK; kk++)
-                gc_mma(a, sa[kk], gc_ld32(bq + 16 * kk), gc_ld32(bq + 16 * kk + 8));
-            const kbf16 *bp = Ps + (8 * j + g) * ldp + 2 * t;
+    for (int kk = 0; kk < NK; kk++)
 #pragma unroll
-            for (int kk = 0; kk <= j / 2; kk++)
-                gc_mma(a, da[kk], gc_ld32(bp + 16 * kk), gc_ld32(bp + 16 * kk + 8));
+        for (int j = 0; j < 8; j++) {
+            const kbf16 *bq = Qs + (8 * j + g) * ldq + 2 * t + 16 * kk;
+            gc_mma(a[j], sa[kk], gc_ld32(bq), gc_ld32(bq + 8));
+        }
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int r = 8 * j + 2 * t + (e & 1);
-                if (r < len)
-                    ob[(size_t)r * VD + 8 * (e >> 1)] = a[e];
-            }
+    for (int kk = 0; kk < 4; kk++) /* P lower triangular: tiles j >= 2 kk */
+#pragma unroll
+        for (int j = 2 * kk; j < 8; j++) {
+            const kbf16 *bp = Ps + (8 * j + g) * ldp + 2 * t + 16 * kk;
+            gc_mma(a[j], da[kk], gc_ld32(bp), gc_ld32(bp + 8));
+        }
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = 8 * j + 2 * t + (e & 1);
+            if (r < len)
+                ob[(size_t)r * VD + 8 * (e >> 1)] = a[j][e];
         }
 }
 

@@ -7,7 +7,11 @@
 # file, OUTDIR/gpu-logs.tgz (the device tool returns only a few files, and
 # whatever a step leaves before a time-out still comes back). Used with the
 # device tool; CI has no GPU and never runs this.
-#   tools/gpu-check.sh OUTDIR [test|bench|spec|fla|memcheck|kernsan|serve|refs]...
+#   tools/gpu-check.sh OUTDIR [test|bench|spec|fla|memcheck|kernsan|serve|refs|
+#                              chunk|prof]...
+#   (chunk: the gpu_chunk tests and the bench's chunk rows only; prof: Nsight
+#   Compute on the chunked GDN kernels at 1x8192, stall samples per source
+#   line in prof-*.txt; PROF_KERNELS overrides the kernel regex)
 #   (default: test memcheck bench fla serve; T_TEST, T_BENCH, T_FLA override
 #   those steps' time limits so that several fit in one device call)
 set -o pipefail
@@ -112,6 +116,24 @@ for s in $steps; do
             | tail -c 300; echo
         curl -s localhost:18123/metrics | grep -E "^deltaserve:(num_requests|generation_tokens)" | head -5
         kill -INT $sp; wait $sp; echo "server rc=$?"; grep -E "device|plan|error" "$OUT/serve.log" | head -8 ;;
+    chunk)
+        CK_RUN_SUITE=gpu_chunk CK_FORK=no timeout ${T_TEST:-200} $B/check_gpu > "$OUT/test-chunk.log" 2>&1
+        echo "gpu_chunk rc=$?"; grep -E "^[0-9]+%|Failure|rel err" "$OUT/test-chunk.log" | tail -8
+        timeout ${T_BENCH:-120} $BENCH --only chunk --iters 20 --json "$OUT/bench-chunk.json" \
+            > "$OUT/bench-chunk.log" 2>&1; echo "bench --only chunk rc=$?"
+        grep -E "ceiling|chunk" "$OUT/bench-chunk.log" | cut -c1-150 ;;
+    prof)
+        # --clock-control none: the GPU's clocks are left alone (METHOD.md)
+        timeout ${T_PROF:-200} ncu --clock-control none --kernel-name "regex:${PROF_KERNELS:-gdn_chunk}" \
+            --launch-count 4 --set full --import-source yes -f -o "$OUT/prof" \
+            $BENCH --only chunk --iters 1 > "$OUT/prof-run.log" 2>&1; echo "ncu rc=$?"
+        tail -3 "$OUT/prof-run.log"
+        ncu --import "$OUT/prof.ncu-rep" --page details > "$OUT/prof-details.txt" 2>&1
+        grep -E "gdn_chunk|Duration|Registers Per|Achieved Occupancy|Warp Cycles Per Issued|Issue Slots Busy|Memory Throughput|DRAM Throughput" \
+            "$OUT/prof-details.txt" | head -60
+        ncu --import "$OUT/prof.ncu-rep" --page source --csv --print-source cuda > "$OUT/prof-source.csv" 2>&1
+        python3 tools/prof_lines.py "$OUT/prof-source.csv" kernels/cuda/gdn_chunk.cu > "$OUT/prof-lines.txt" 2>&1
+        head -80 "$OUT/prof-lines.txt" ;;
     refs)
         PYTHONUNBUFFERED=1 timeout 200 python3 tools/make_fixtures.py --bundled-refs --out "$OUT" \
             > "$OUT/refs.log" 2>&1; echo "refs rc=$?"; tail -3 "$OUT/refs.log" ;;

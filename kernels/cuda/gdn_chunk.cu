@@ -322,6 +322,7 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
     const size_t per = gc_per(DK), VD = (size_t)Hv * Dv;
     const int CD = 2 * Hk * DK + Hv * Dv;
     const float *vcol = y + 2 * (size_t)Hk * DK + (size_t)h * Dv + vw + g;
+    const int ok = gc_ldb_off(L::LDK), ot = gc_ldb_off(L::LDT); /* ldmatrix lane rows */
 
     /* stage chunk c0 (group 1) and its Tu (group 2) */
     gc_stage_load<DK, !SPLIT>(stg, work + ((size_t)c0 * Hv + h) * per, tid);
@@ -337,15 +338,24 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
         ntok0 = plan[N + 1 + 2 * c];
         nlen = plan[N + 2 + 2 * c];
         ngC = gcw[(size_t)c * Hv + h];
+        const float *vb = vcol + (size_t)(ntok0 + 2 * t) * CD; /* rows 2t + ... */
+        if (act && nlen == GC_C) { /* a whole chunk: no bounds */
 #pragma unroll
-        for (int kk = 0; kk < 4; kk++)
+            for (int kk = 0; kk < 4; kk++)
 #pragma unroll
-            for (int q = 0; q < 8; q++) {
-                int r = 16 * kk + 2 * t + (q & 1) + 8 * (q >> 2);
-                vn[kk][q] = act && r < nlen
-                                ? vcol[(size_t)(ntok0 + r) * CD + 8 * ((q >> 1) & 1)]
-                                : 0.0f;
-            }
+                for (int q = 0; q < 8; q++)
+                    vn[kk][q] = vb[(16 * kk + (q & 1) + 8 * (q >> 2)) * CD + 8 * ((q >> 1) & 1)];
+        } else {
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+                for (int q = 0; q < 8; q++) {
+                    int r = 16 * kk + 2 * t + (q & 1) + 8 * (q >> 2);
+                    vn[kk][q] = act && r < nlen
+                                    ? vb[(r - 2 * t) * CD + 8 * ((q >> 1) & 1)]
+                                    : 0.0f;
+                }
+        }
     };
     load_v(c0);
 
@@ -408,16 +418,20 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
 #pragma unroll
             for (int kk = 0; kk < 4; kk++)
 #pragma unroll
-                for (int j = 2 * kk; j < 8; j++) {
-                    const kbf16 *bt = stg + L::TU + (8 * j + g) * L::LDT + 2 * t + 16 * kk;
-                    gc_mma(d[j], va[kk], gc_ld32(bt), gc_ld32(bt + 8));
+                for (int jp = kk; jp < 4; jp++) { /* tiles 2jp, 2jp+1 */
+                    uint32_t b[4];
+                    gc_ldb2(b, stg + L::TU + ot + 16 * jp * L::LDT + 16 * kk);
+                    gc_mma(d[2 * jp], va[kk], b[0], b[1]);
+                    gc_mma(d[2 * jp + 1], va[kk], b[2], b[3]);
                 }
 #pragma unroll
             for (int kk = 0; kk < NK; kk++)
 #pragma unroll
-                for (int j = 0; j < 8; j++) {
-                    const kbf16 *b = sb + L::W + (8 * j + g) * L::LDK + 2 * t + 16 * kk;
-                    gc_mma(d[j], sa[kk], gc_ld32(b), gc_ld32(b + 8));
+                for (int jp = 0; jp < 4; jp++) {
+                    uint32_t b[4];
+                    gc_ldb2(b, sb + L::W + ok + 16 * jp * L::LDK + 16 * kk);
+                    gc_mma(d[2 * jp], sa[kk], b[0], b[1]);
+                    gc_mma(d[2 * jp + 1], sa[kk], b[2], b[3]);
                 }
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
@@ -449,9 +463,11 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
 #pragma unroll
             for (int kk = 0; kk < 4; kk++)
 #pragma unroll
-                for (int j = 0; j < NJ; j++) {
-                    const kbf16 *bk = sb + L::KT + (8 * j + g) * L::LDT + 2 * t + 16 * kk;
-                    gc_mma(s[j], da[kk], gc_ld32(bk), gc_ld32(bk + 8));
+                for (int jp = 0; jp < NJ / 2; jp++) { /* state tiles 2jp, 2jp+1 */
+                    uint32_t b[4];
+                    gc_ldb2(b, sb + L::KT + ot + 16 * jp * L::LDT + 16 * kk);
+                    gc_mma(s[2 * jp], da[kk], b[0], b[1]);
+                    gc_mma(s[2 * jp + 1], da[kk], b[2], b[3]);
                 }
         }
         __syncthreads(); /* stage (c - c0) & 1 may be overwritten next */

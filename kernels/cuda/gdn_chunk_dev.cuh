@@ -84,13 +84,39 @@ static __device__ __forceinline__ void gc_cp_wait1(void)
 #define GC_DSMEM(name) extern __shared__ __align__(16) unsigned char name[]
 #endif
 
+/* two floats as a bf16x2 mma operand register (lo in the low half) */
 static __device__ __forceinline__ uint32_t gc_pack(float lo, float hi)
 {
+#ifdef DS_CUDA_EMU
     return (uint32_t)ku_to_bf(lo) | ((uint32_t)ku_to_bf(hi) << 16);
+#else
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi); /* one F2FP.BF16.PACK_AB */
+    return *(const uint32_t *)&v;
+#endif
 }
-static __device__ __forceinline__ uint32_t gc_ld32(const kbf16 *p)
+
+/* The B operands of two adjacent n8 tiles with one ldmatrix.x4: rows n0..n0+15
+ * of a row-major [n][k] bf16 tile in shared memory, k block k0..k0+15, where
+ * p = &tile[n0][k0] + gc_ldb_off(ld). b[0], b[1] are b0, b1 of rows n0..n0+7
+ * (lane g = row n0 + g, k = k0 + 2t.. and k0 + 8 + 2t..), b[2], b[3] those of
+ * rows n0+8..n0+15: what four 32-bit shared loads per lane would read, in one
+ * instruction. Row strides of 104 and 72 bf16 keep the 8 row addresses of
+ * each matrix on distinct bank groups. */
+static __device__ __forceinline__ int gc_ldb_off(int ld)
 {
-    return *(const uint32_t *)p;
+    const int lane = threadIdx.x & 31;
+    return ((lane & 7) + 8 * (lane >> 4)) * ld + 8 * ((lane >> 3) & 1);
+}
+static __device__ __forceinline__ void gc_ldb2(uint32_t b[4], const kbf16 *p)
+{
+#ifdef DS_CUDA_EMU
+    emu_ldmatrix_x4(b, p, 0);
+#else
+    unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
+                 : "r"(a));
+#endif
 }
 
 template <int DK> struct gc_stage {
@@ -110,19 +136,27 @@ template <int DK, bool WO>
 static __device__ __forceinline__ void gc_stage_load(kbf16 *st, const kbf16 *wp, int tid)
 {
     typedef gc_stage<DK> L;
-    constexpr int C = GC_C, RU = DK / 8, NW = C * RU, NWQ = (WO ? 2 : 1) * NW, NKT = DK * (C / 8);
-    constexpr int TOT = NWQ + NKT + (WO ? C * (C / 8) : 0);
-    const kbf16 *Wn = wp, *KtT = wp + 2 * C * DK, *Pg = wp + 3 * C * DK + C * C;
-    for (int u = tid; u < TOT; u += GC_THREADS) {
-        if (u < NWQ) { /* Wn then Q~: rows of Dk, contiguous in the workspace */
-            int r = u / RU, k = (u % RU) * 8;
-            gc_cp16(st + (r < C ? L::W + r * L::LDK : L::Q + (r - C) * L::LDK) + k,
-                    Wn + (size_t)r * DK + k);
-        } else if (u < NWQ + NKT) {
-            int v = u - NWQ, d = v >> 3, k = (v & 7) * 8;
-            gc_cp16(st + L::KT + d * L::LDT + k, KtT + d * C + k);
-        } else {
-            int v = u - NWQ - NKT, r = v >> 3, k = (v & 7) * 8;
+    constexpr int C = GC_C, RU = DK / 8, NW = C * RU, NKT = DK * (C / 8), NP = C * (C / 8);
+    static_assert(NW % GC_THREADS == 0 && NKT % GC_THREADS == 0 && NP % GC_THREADS == 0,
+                  "whole rounds");
+    const kbf16 *Wn = wp, *Qg = wp + C * DK, *KtT = wp + 2 * C * DK, *Pg = wp + 3 * C * DK + C * C;
+    /* fixed trip counts, constant divisors: no per-unit branch */
+#pragma unroll
+    for (int i = 0; i < NW / GC_THREADS; i++) { /* Wn then Q~: rows of Dk */
+        int u = tid + i * GC_THREADS, r = u / RU, k = (u % RU) * 8;
+        gc_cp16(st + L::W + r * L::LDK + k, Wn + (size_t)r * DK + k);
+        if (WO)
+            gc_cp16(st + L::Q + r * L::LDK + k, Qg + (size_t)r * DK + k);
+    }
+#pragma unroll
+    for (int i = 0; i < NKT / GC_THREADS; i++) {
+        int u = tid + i * GC_THREADS, d = u >> 3, k = (u & 7) * 8;
+        gc_cp16(st + L::KT + d * L::LDT + k, KtT + d * C + k);
+    }
+    if (WO) {
+#pragma unroll
+        for (int i = 0; i < NP / GC_THREADS; i++) {
+            int u = tid + i * GC_THREADS, r = u >> 3, k = (u & 7) * 8;
             gc_cp16(st + L::P + r * L::LDT + k, Pg + r * C + k);
         }
     }
@@ -133,8 +167,9 @@ static __device__ __forceinline__ void gc_tu_load(kbf16 *smem, const kbf16 *wp, 
 {
     typedef gc_stage<DK> L;
     const kbf16 *Tu = wp + 3 * GC_C * DK;
-    for (int u = tid; u < GC_C * (GC_C / 8); u += GC_THREADS) {
-        int r = u >> 3, k = (u & 7) * 8;
+#pragma unroll
+    for (int i = 0; i < GC_C * (GC_C / 8) / GC_THREADS; i++) {
+        int u = tid + i * GC_THREADS, r = u >> 3, k = (u & 7) * 8;
         gc_cp16(smem + L::TU + r * L::LDT + k, Tu + r * GC_C + k);
     }
 }
@@ -160,19 +195,24 @@ static __device__ __forceinline__ void gc_out_tile(const uint32_t (&sa)[NK][4],
 #pragma unroll
     for (int j = 0; j < 8; j++)
         a[j][0] = a[j][1] = a[j][2] = a[j][3] = 0.0f;
+    const kbf16 *qo = Qs + gc_ldb_off(ldq), *po = Ps + gc_ldb_off(ldp);
 #pragma unroll
     for (int kk = 0; kk < NK; kk++)
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            const kbf16 *bq = Qs + (8 * j + g) * ldq + 2 * t + 16 * kk;
-            gc_mma(a[j], sa[kk], gc_ld32(bq), gc_ld32(bq + 8));
+        for (int jp = 0; jp < 4; jp++) { /* token tiles 2jp, 2jp+1 */
+            uint32_t b[4];
+            gc_ldb2(b, qo + 16 * jp * ldq + 16 * kk);
+            gc_mma(a[2 * jp], sa[kk], b[0], b[1]);
+            gc_mma(a[2 * jp + 1], sa[kk], b[2], b[3]);
         }
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) /* P lower triangular: tiles j >= 2 kk */
 #pragma unroll
-        for (int j = 2 * kk; j < 8; j++) {
-            const kbf16 *bp = Ps + (8 * j + g) * ldp + 2 * t + 16 * kk;
-            gc_mma(a[j], da[kk], gc_ld32(bp), gc_ld32(bp + 8));
+        for (int jp = kk; jp < 4; jp++) {
+            uint32_t b[4];
+            gc_ldb2(b, po + 16 * jp * ldp + 16 * kk);
+            gc_mma(a[2 * jp], da[kk], b[0], b[1]);
+            gc_mma(a[2 * jp + 1], da[kk], b[2], b[3]);
         }
 #pragma unroll
     for (int j = 0; j < 8; j++)

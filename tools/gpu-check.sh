@@ -124,14 +124,14 @@ for s in $steps; do
         grep -E "ceiling|chunk" "$OUT/bench-chunk.log" | cut -c1-150 ;;
     prof)
         # --clock-control none: the GPU's clocks are left alone (METHOD.md)
-        timeout ${T_PROF:-200} ncu --clock-control none --kernel-name "regex:${PROF_KERNELS:-gdn_chunk}" \
-            --launch-count 4 --set full --import-source yes -f -o "$OUT/prof" \
+        timeout ${T_PROF:-200} ncu --clock-control none --kernel-name "regex:${PROF_KERNELS:-gdn_chunk_prep|scan_kernel<96, float, 0>}" \
+            --launch-count ${PROF_COUNT:-2} --set full --import-source yes -f -o "$OUT/prof" \
             $BENCH --only chunk --iters 1 > "$OUT/prof-run.log" 2>&1; echo "ncu rc=$?"
         tail -3 "$OUT/prof-run.log"
         ncu --import "$OUT/prof.ncu-rep" --page details > "$OUT/prof-details.txt" 2>&1
         grep -E "gdn_chunk|Duration|Registers Per|Achieved Occupancy|Warp Cycles Per Issued|Issue Slots Busy|Memory Throughput|DRAM Throughput" \
             "$OUT/prof-details.txt" | head -60
-        ncu --import "$OUT/prof.ncu-rep" --page source --csv --print-source cuda > "$OUT/prof-source.csv" 2>&1
+        ncu --import "$OUT/prof.ncu-rep" --page source --csv --print-source sass > "$OUT/prof-source.csv" 2>&1
         python3 tools/prof_lines.py "$OUT/prof-source.csv" kernels/cuda/gdn_chunk.cu > "$OUT/prof-lines.txt" 2>&1
         head -80 "$OUT/prof-lines.txt" ;;
     refs)

@@ -26,33 +26,50 @@ typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> gc_acc;
 static __device__ __forceinline__ kbf16 gc_bf(float f) { return __float2bfloat16_rn(f); }
 
 
-/* Store an accumulator tile through the warp's 16x16 fp32 scratch, then let
- * fn(rr, cc, value) write it (lanes take elements lane, lane+32, ...). */
+/* Store an accumulator tile through a warp's 16x16 fp32 scratch (row stride
+ * ld), then let fn(rr, cc, value) write it (lanes take elements lane,
+ * lane+32, ...). */
 template <typename F>
-static __device__ __forceinline__ void gc_spill(const gc_acc &a, float *scr, int lane, F fn)
+static __device__ __forceinline__ void gc_spill(const gc_acc &a, float *scr, int ld, int lane,
+                                                F fn)
 {
-    wmma::store_matrix_sync(scr, a, 16, wmma::mem_row_major);
+    wmma::store_matrix_sync(scr, a, ld, wmma::mem_row_major);
     __syncwarp();
 #pragma unroll
     for (int e = lane; e < 256; e += 32)
-        fn(e >> 4, e & 15, scr[e]);
+        fn(e >> 4, e & 15, scr[(e >> 4) * ld + (e & 15)]);
     __syncwarp();
 }
 
-/* ---------------- prep: per (chunk, head) ---------------- */
+/* ---------------- prep: per (chunk, head) ----------------
+ * Shared memory (44.8 KB at Dk = 96): k (bf16, rows padded to Dk + 8 so the
+ * fragment loads' 8 row addresses fall on distinct banks), rq = q (bf16,
+ * same rows) for the Q K^T products, then the block merges' partial products
+ * (fp32), then Tw (bf16, rows of 72); A (fp32, rows of 68, so two rows read
+ * by the two half-warps sit on different banks): the k~^T staging, then K K^T
+ * -> A -> T. Every phase gives the 4 warps equal work: the 10 lower 16x16
+ * tiles of the 64x64 products go 3,3,2,2 and the Wn tiles in a snake order
+ * by cost; each thread of a block merge computes two rows of one column. */
+#define GC_PREP_CTAS 5 /* per SM: 5 x (44.8 + 1) KB of shared memory fits 228 KB */
+template <int DK> struct gc_prep_smem {
+    enum { C = GC_C, LK = DK + 8, LA = C + 4, LW = C + 8 };
+    enum { RQ = C * LK > C * LW ? C * LK : C * LW }; /* bf16 elements */
+    static_assert(3 * 256 * 4 <= RQ * 2, "merge partials fit in rq");
+};
+
 template <int DK>
-static __global__ void __launch_bounds__(GC_THREADS, 4)
+static __global__ void __launch_bounds__(GC_THREADS, GC_PREP_CTAS)
 gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
                       const float *__restrict__ beta, const int32_t *__restrict__ plan, int N,
                       int Hk, int Hv, int Dv, float scale, kbf16 *__restrict__ work,
                       float *__restrict__ gcw)
 {
-    constexpr int C = GC_C, KT = DK / 16, PL = (DK + 31) / 32;
-    constexpr int RQ = C * DK > 2 * C * C ? C * DK : 2 * C * C; /* bf16 elements */
-    __shared__ __align__(32) kbf16 kb[C * DK];  /* normalized k (bf16) */
-    __shared__ __align__(32) kbf16 rq[RQ];      /* q*scale (bf16), then Tu | Tw */
-    __shared__ __align__(32) float A[C * C];    /* scratch; A -> T (fp32); scratch + V */
-    __shared__ float X[3 * 256];                /* block-merge partial products */
+    typedef gc_prep_smem<DK> M;
+    constexpr int C = GC_C, KT = DK / 16, PL = (DK + 31) / 32, LK = M::LK, LA = M::LA,
+                  LW = M::LW;
+    __shared__ __align__(32) kbf16 kb[C * LK];  /* normalized k (bf16) */
+    __shared__ __align__(32) kbf16 rq[M::RQ];   /* q*scale; merge partials; Tw */
+    __shared__ __align__(32) float A[C * LA];   /* k~^T staging; K K^T -> A -> T */
     __shared__ float sg[C], sbt[C], sbg[C];     /* gamma, beta, beta*Gamma */
 
     const int c = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
@@ -62,7 +79,8 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
     kbf16 *wp = work + ((size_t)c * Hv + h) * gc_per(DK);
     kbf16 *Wn = wp, *Qt = wp + C * DK, *KtT = wp + 2 * C * DK, *TuG = wp + 3 * C * DK,
           *Pg = TuG + C * C;
-    kbf16 *qb = rq, *Tu = rq, *Tw = rq + C * C;
+    kbf16 *qb = rq, *Tw = rq;
+    float *X = (float *)rq;
 
     /* local cumulative gate (inclusive scan over the chunk) */
     if (warp == 0) {
@@ -94,7 +112,7 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
         gcw[(size_t)c * Hv + h] = expf(glast);
 
     /* l2norm q, k (fp32); q~ = Gamma q to the workspace, k~ = k Gamma_C / Gamma
-     * transposed through shared memory (A is free until the P products).
+     * transposed through shared memory (A is free until the products).
      * Warp w takes rows 16w..16w+15, loading 4 rows at a time so the global
      * loads overlap. */
     {
@@ -134,8 +152,8 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
                     int d = lane + 32 * p;
                     if (d < DK) {
                         float qn = qv[i][p] * qs_, kn = kv[i][p] * ks_;
-                        qb[r * DK + d] = gc_bf(qn);
-                        kb[r * DK + d] = gc_bf(kn);
+                        qb[r * LK + d] = gc_bf(qn);
+                        kb[r * LK + d] = gc_bf(kn);
                         Qt[r * DK + d] = gc_bf(qn * eq);
                         ktt[d * LT + r] = gc_bf(kn * ek);
                     }
@@ -147,67 +165,54 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
             int d = u / (C / 2), r2 = (u % (C / 2)) * 2;
             *(uint32_t *)(KtT + d * C + r2) = *(const uint32_t *)(ktt + d * LT + r2);
         }
-        static_assert(DK * LT * 2 <= C * C * 4, "k~^T staging fits in A");
+        static_assert(DK * LT * 2 <= C * LA * 4, "k~^T staging fits in A");
     }
     __syncthreads();
 
-    const int rt = warp;
-    float *scr = A + warp * 256;
-    /* P = mask_{i<=r}(Q K^T) * exp(gam_r - gam_i), lower tiles only */
+    /* P = mask_{i<=r}(Q K^T) * exp(gam_r - gam_i) and K K^T (-> A), the 10
+     * lower tiles, both products of a tile together (they share the k
+     * fragments, and two accumulator chains overlap). Warp w's scratch for P
+     * is upper tile w of A, which nothing else touches before the mask. */
     {
-        gc_fa fa[KT];
-#pragma unroll
-        for (int kt = 0; kt < KT; kt++)
-            wmma::load_matrix_sync(fa[kt], qb + rt * 16 * DK + kt * 16, DK);
-        for (int ct = 0; ct <= rt; ct++) {
-            gc_acc acc;
-            wmma::fill_fragment(acc, 0.0f);
+        float *scr = A + (warp < 3 ? warp + 1 : 2) * 16 + (warp < 3 ? 0 : 16 * LA);
+        for (int idx = warp; idx < 10; idx += 4) {
+            const int rt = idx < 1 ? 0 : idx < 3 ? 1 : idx < 6 ? 2 : 3,
+                      ct = idx - rt * (rt + 1) / 2;
+            gc_acc ap, ak;
+            wmma::fill_fragment(ap, 0.0f);
+            wmma::fill_fragment(ak, 0.0f);
 #pragma unroll
             for (int kt = 0; kt < KT; kt++) {
+                gc_fa fq, fk;
                 gc_fb_t fb;
-                wmma::load_matrix_sync(fb, kb + ct * 16 * DK + kt * 16, DK);
-                wmma::mma_sync(acc, fa[kt], fb, acc);
+                wmma::load_matrix_sync(fq, qb + rt * 16 * LK + kt * 16, LK);
+                wmma::load_matrix_sync(fk, kb + rt * 16 * LK + kt * 16, LK);
+                wmma::load_matrix_sync(fb, kb + ct * 16 * LK + kt * 16, LK);
+                wmma::mma_sync(ap, fq, fb, ap);
+                wmma::mma_sync(ak, fk, fb, ak);
             }
-            gc_spill(acc, scr, lane, [&](int rr, int cc, float v) {
+            wmma::store_matrix_sync(A + rt * 16 * LA + ct * 16, ak, LA, wmma::mem_row_major);
+            gc_spill(ap, scr, LA, lane, [&](int rr, int cc, float v) {
                 int r = rt * 16 + rr, i = ct * 16 + cc;
                 float p = i <= r && r < len ? v * expf(sg[r] - sg[i]) : 0.0f;
                 Pg[r * C + i] = gc_bf(p);
             });
         }
     }
-    __syncthreads(); /* scratch (in A) free */
-    /* A = K K^T, lower tiles, straight into A (fp32) */
-    {
-        gc_fa fa[KT];
-#pragma unroll
-        for (int kt = 0; kt < KT; kt++)
-            wmma::load_matrix_sync(fa[kt], kb + rt * 16 * DK + kt * 16, DK);
-        for (int ct = 0; ct <= rt; ct++) {
-            gc_acc acc;
-            wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-            for (int kt = 0; kt < KT; kt++) {
-                gc_fb_t fb;
-                wmma::load_matrix_sync(fb, kb + ct * 16 * DK + kt * 16, DK);
-                wmma::mma_sync(acc, fa[kt], fb, acc);
-            }
-            wmma::store_matrix_sync(A + rt * 16 * C + ct * 16, acc, C, wmma::mem_row_major);
-        }
-    }
     __syncthreads();
     /* scale, mask strictly lower (select: the upper factors would overflow and
-     * the upper tiles were never written) */
+     * the upper tiles hold scratch) */
     for (int e = tid; e < C * C; e += GC_THREADS) {
         int i = e >> 6, j = e & 63;
-        float a = A[e];
-        A[e] = j < i && i < len ? sbt[i] * a * expf(sg[i] - sg[j]) : 0.0f;
+        float a = A[i * LA + j];
+        A[i * LA + j] = j < i && i < len ? sbt[i] * a * expf(sg[i] - sg[j]) : 0.0f;
     }
     __syncthreads();
     /* diagonal 16x16 blocks: (I + L)^-1 by forward substitution; lane j keeps
      * column j in registers */
     {
         const int j = lane & 15;
-        float *Ab = A + warp * 16 * C + warp * 16;
+        float *Ab = A + warp * 16 * LA + warp * 16;
         float t[16];
 #pragma unroll
         for (int i = 0; i < 16; i++)
@@ -217,7 +222,7 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
             float s = 0.0f;
 #pragma unroll
             for (int m = 0; m < i; m++)
-                s = fmaf(Ab[i * C + m], t[m], s);
+                s = fmaf(Ab[i * LA + m], t[m], s);
             if (i > j)
                 t[i] = -s;
         }
@@ -225,58 +230,79 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
         if (lane < 16) {
 #pragma unroll
             for (int i = 0; i < 16; i++)
-                Ab[i * C + j] = t[i];
+                Ab[i * LA + j] = t[i];
         }
     }
     __syncthreads();
-    /* block rows bi = 1..3: T_{bi,j} = -T_{bi,bi} sum_{m=j}^{bi-1} A_{bi,m} T_{m,j} */
-    for (int bi = 1; bi < 4; bi++) {
-        for (int e = tid; e < bi * 256; e += GC_THREADS) {
-            int jb = e >> 8, rr = (e >> 4) & 15, cc = e & 15;
-            const float *ar = A + (bi * 16 + rr) * C;
-            float s = 0.0f;
-            for (int u = jb * 16; u < bi * 16; u++)
-                s = fmaf(ar[u], A[u * C + jb * 16 + cc], s);
-            X[e] = s;
-        }
-        __syncthreads();
-        for (int e = tid; e < bi * 256; e += GC_THREADS) {
-            int jb = e >> 8, rr = (e >> 4) & 15, cc = e & 15;
-            const float *tr = A + (bi * 16 + rr) * C + bi * 16;
-            float s = 0.0f;
+    /* block rows bi = 1..3: T_{bi,jb} = -T_{bi,bi} sum_{u=jb}^{bi-1} A_{bi,u} T_{u,jb}.
+     * Thread (rr = tid / 16, cc = tid % 16) computes rows rr and rr + 8 of
+     * column cc in every column block: the column operand is one conflict-free
+     * load for both rows, the two half-warps' row operands are on different
+     * banks (row stride 68). */
+    {
+        const int cc = tid & 15, r0 = tid >> 4;
 #pragma unroll
-            for (int u = 0; u < 16; u++)
-                s = fmaf(tr[u], X[jb * 256 + u * 16 + cc], s);
-            A[(bi * 16 + rr) * C + jb * 16 + cc] = -s;
+        for (int bi = 1; bi < 4; bi++) {
+            const float *a0 = A + (bi * 16 + r0) * LA, *a1 = a0 + 8 * LA;
+#pragma unroll
+            for (int jb = 0; jb < bi; jb++) {
+                float s0 = 0.0f, s1 = 0.0f;
+#pragma unroll
+                for (int u = jb * 16; u < bi * 16; u++) {
+                    float tv = A[u * LA + jb * 16 + cc];
+                    s0 = fmaf(a0[u], tv, s0);
+                    s1 = fmaf(a1[u], tv, s1);
+                }
+                X[jb * 256 + r0 * 16 + cc] = s0;
+                X[jb * 256 + (r0 + 8) * 16 + cc] = s1;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int jb = 0; jb < bi; jb++) {
+                float s0 = 0.0f, s1 = 0.0f;
+#pragma unroll
+                for (int u = 0; u < 16; u++) {
+                    float xv = X[jb * 256 + u * 16 + cc];
+                    s0 = fmaf(a0[bi * 16 + u], xv, s0);
+                    s1 = fmaf(a1[bi * 16 + u], xv, s1);
+                }
+                A[(bi * 16 + r0) * LA + jb * 16 + cc] = -s0;
+                A[(bi * 16 + r0 + 8) * LA + jb * 16 + cc] = -s1;
+            }
+            __syncthreads();
         }
-        __syncthreads();
     }
-    /* Tu = T diag(beta), Tw = -T diag(beta Gamma), bf16 (q is dead) */
-    for (int e = tid; e < C * C; e += GC_THREADS) {
-        int j = e & 63;
-        float t = A[e];
-        Tu[e] = gc_bf(t * sbt[j]);
-        Tw[e] = gc_bf(-t * sbg[j]);
+    /* Tu = T diag(beta) straight to the workspace (the scan forms U^T = V^T
+     * Tu^T itself, reading V once); Tw = -T diag(beta Gamma) to shared (q and
+     * the merge partials are dead) */
+    for (int e = tid; e < C * C / 2; e += GC_THREADS) {
+        int i = e >> 5, j = (e & 31) * 2;
+        float2 t = *(const float2 *)(A + i * LA + j);
+        ((uint32_t *)TuG)[e] = gc_pack(t.x * sbt[j], t.y * sbt[j + 1]);
+        *(uint32_t *)(Tw + i * LW + j) = gc_pack(-t.x * sbg[j], -t.y * sbg[j + 1]);
     }
     __syncthreads(); /* A free: scratch */
-    /* Tu to the workspace (the scan forms U^T = V^T Tu^T itself, reading V
-     * once, instead of U^T being written and read back) */
-    for (int u = tid; u < C * C / 2; u += GC_THREADS)
-        ((uint32_t *)TuG)[u] = ((const uint32_t *)Tu)[u];
-    /* Wn = -T diag(beta Gamma) K */
-    for (int ct = 0; ct < KT; ct++) {
-        gc_acc acc;
-        wmma::fill_fragment(acc, 0.0f);
-        for (int kt = 0; kt <= rt; kt++) {
-            gc_fa fa;
-            gc_fb fb;
-            wmma::load_matrix_sync(fa, Tw + rt * 16 * C + kt * 16, C);
-            wmma::load_matrix_sync(fb, kb + kt * 16 * DK + ct * 16, DK);
-            wmma::mma_sync(acc, fa, fb, acc);
+    /* Wn = -T diag(beta Gamma) K: 4 x KT output tiles, tile (rt, ct) costing
+     * rt + 1 k steps; dealt in rounds of 4, most expensive first, the order
+     * reversed every other round, so every warp gets the same cost */
+    {
+        float *scr = A + warp * 256;
+        for (int rd = 0; rd < KT; rd++) {
+            const int idx = 4 * rd + (rd & 1 ? 3 - warp : warp);
+            const int rt = 3 - idx / KT, ct = idx % KT;
+            gc_acc acc;
+            wmma::fill_fragment(acc, 0.0f);
+            for (int kt = 0; kt <= rt; kt++) {
+                gc_fa fa;
+                gc_fb fb;
+                wmma::load_matrix_sync(fa, Tw + rt * 16 * LW + kt * 16, LW);
+                wmma::load_matrix_sync(fb, kb + kt * 16 * LK + ct * 16, LK);
+                wmma::mma_sync(acc, fa, fb, acc);
+            }
+            gc_spill(acc, scr, 16, lane, [&](int rr, int cc, float v) {
+                Wn[(rt * 16 + rr) * DK + ct * 16 + cc] = gc_bf(v);
+            });
         }
-        gc_spill(acc, scr, lane, [&](int rr, int cc, float v) {
-            Wn[(rt * 16 + rr) * DK + ct * 16 + cc] = gc_bf(v);
-        });
     }
 }
 
@@ -620,6 +646,17 @@ static int gc_launch(const float *y, const float *g, const float *beta, int N,
     if (!(flags & (KERN_GDN_CHUNK_SCAN_ONLY | KERN_GDN_CHUNK_STATES_ONLY |
                    KERN_GDN_CHUNK_OUT_ONLY))) {
         dim3 ga(nchunks, Hv);
+#ifndef DS_CUDA_EMU
+        static int carve_set; /* one per instantiation: GC_PREP_CTAS need the largest carveout */
+        if (!carve_set) {
+            cudaError_t e = cudaFuncSetAttribute(gdn_chunk_prep_kernel<DK>,
+                                                 cudaFuncAttributePreferredSharedMemoryCarveout,
+                                                 (int)cudaSharedmemCarveoutMaxShared);
+            if (e != cudaSuccess)
+                return (int)e;
+            carve_set = 1;
+        }
+#endif
         gdn_chunk_prep_kernel<DK><<<ga, GC_THREADS, 0, s>>>(
             y, g, beta, plan, N, Hk, Hv, Dv, scale, wk, gcw);
         if ((rc = KU_LAUNCH_RESULT()))

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""tools/prof_lines.py: the source lines that hold a kernel's stall samples.
+
+Reads the CSV that `ncu --import R --page source --csv --print-source cuda`
+writes (one block per profiled kernel, each with a header row naming its
+columns) and prints, per block, the lines with the most warp-stall samples,
+their share and their text. Used by tools/gpu-check.sh's prof step on the
+GPU machine; when the CSV's shape is not recognised it prints the start of
+the file instead, so nothing is lost.
+  tools/prof_lines.py SOURCE.csv [TOP]
+"""
+import csv
+import sys
+
+
+def main():
+    path = sys.argv[1]
+    top = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 30
+    rows = list(csv.reader(open(path, errors="replace")))
+    blocks, cur, head = [], None, None
+    for r in rows:
+        cells = [c.strip() for c in r]
+        stall = [i for i, c in enumerate(cells) if c.startswith("Warp Stall Sampling (All")]
+        if stall:
+            head = cells
+            cur = {"stall": stall[0], "rows": [], "title": blocks and "" or ""}
+            src = [i for i, c in enumerate(cells) if c in ("Source", "# Source")]
+            line = [i for i, c in enumerate(cells) if c in ("#", "Line", "# Line", "Line Number")]
+            cur["src"] = src[0] if src else len(cells) - 1
+            cur["line"] = line[0] if line else 0
+            blocks.append(cur)
+            continue
+        if cur is None:
+            if len(cells) == 1 and cells[0]:
+                print("#", cells[0][:160])
+            continue
+        if len(cells) <= cur["stall"]:
+            if cells and cells[0]:
+                cur["title"] = cells[0][:160]
+            continue
+        try:
+            n = float(cells[cur["stall"]] or 0)
+        except ValueError:
+            continue
+        cur["rows"].append((n, cells[cur["line"]], cells[cur["src"]][:110]))
+    print("header:", ",".join(rows[0])[:300] if rows else "(empty)")
+    if not blocks:
+        print("prof_lines: no stall column found; the file starts:")
+        for r in rows[:40]:
+            print(",".join(r)[:200])
+        return
+    for k, b in enumerate(blocks):
+        tot = sum(n for n, _, _ in b["rows"]) or 1.0
+        print(f"== block {k} {b['title']} total stall samples {tot:.0f}")
+        for n, ln, src in sorted(b["rows"], key=lambda x: -x[0])[:top]:
+            if n <= 0:
+                break
+            print(f"  {100 * n / tot:5.1f}%  {ln:>5}  {src}")
+
+
+if __name__ == "__main__":
+    main()

@@ -124,7 +124,7 @@ for s in $steps; do
         grep -E "ceiling|chunk" "$OUT/bench-chunk.log" | cut -c1-150 ;;
     prof)
         # --clock-control none: the GPU's clocks are left alone (METHOD.md)
-        timeout ${T_PROF:-200} ncu --clock-control none --kernel-name "regex:${PROF_KERNELS:-gdn_chunk_prep|scan_kernel<96, float, 0>}" \
+        timeout ${T_PROF:-200} ncu --clock-control none --kernel-name "regex:${PROF_KERNELS:-gdn_chunk_prep|scan_kernel<.int.96, float, .bool.0>}" \
             --launch-count ${PROF_COUNT:-2} --set full --import-source yes -f -o "$OUT/prof" \
             $BENCH --only chunk --iters 1 > "$OUT/prof-run.log" 2>&1; echo "ncu rc=$?"
         tail -3 "$OUT/prof-run.log"

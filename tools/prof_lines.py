@@ -28,6 +28,8 @@ def main():
             line = [i for i, c in enumerate(cells) if c in ("#", "Line", "# Line", "Line Number")]
             cur["src"] = src[0] if src else len(cells) - 1
             cur["line"] = line[0] if line else 0
+            cur["reasons"] = [(c[6:], i) for i, c in enumerate(cells)
+                              if c.startswith("stall_") and "Not Issued" not in c]
             blocks.append(cur)
             continue
         if cur is None:
@@ -42,7 +44,8 @@ def main():
             n = float(cells[cur["stall"]] or 0)
         except ValueError:
             continue
-        cur["rows"].append((n, cells[cur["line"]], cells[cur["src"]][:110]))
+        rs = [(name, float(cells[i] or 0)) for name, i in cur["reasons"] if i < len(cells)]
+        cur["rows"].append((n, cells[cur["line"]], cells[cur["src"]][:110], rs))
     print("header:", ",".join(rows[0])[:300] if rows else "(empty)")
     if not blocks:
         print("prof_lines: no stall column found; the file starts:")
@@ -50,12 +53,30 @@ def main():
             print(",".join(r)[:200])
         return
     for k, b in enumerate(blocks):
-        tot = sum(n for n, _, _ in b["rows"]) or 1.0
+        tot = sum(r[0] for r in b["rows"]) or 1.0
         print(f"== block {k} {b['title']} total stall samples {tot:.0f}")
-        for n, ln, src in sorted(b["rows"], key=lambda x: -x[0])[:top]:
+        for n, ln, src, _ in sorted(b["rows"], key=lambda x: -x[0])[:top]:
             if n <= 0:
                 break
             print(f"  {100 * n / tot:5.1f}%  {ln:>5}  {src}")
+        # SASS view: the stretches between barriers, with their main stall reasons
+        seg, a = [], 0
+        for i, r in enumerate(b["rows"]):
+            if "BAR.SYNC" in r[2] or i == len(b["rows"]) - 1:
+                seg.append((a, i))
+                a = i + 1
+        for a, e in seg:
+            part = b["rows"][a:e + 1]
+            sm = sum(r[0] for r in part)
+            if sm < 0.01 * tot:
+                continue
+            why = {}
+            for r in part:
+                for name, v in r[3]:
+                    why[name] = why.get(name, 0.0) + v
+            top5 = sorted(why.items(), key=lambda x: -x[1])[:5]
+            print(f"  instrs {a:5d}-{e:5d} {100 * sm / tot:5.1f}%  " +
+                  " ".join(f"{n}:{100 * v / tot:.1f}" for n, v in top5))
 
 
 if __name__ == "__main__":

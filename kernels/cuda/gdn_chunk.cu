@@ -2,44 +2,19 @@
  * prefill; contract, algorithm and costs in gdn_chunk.h.
  *
  * prep kernel, one CTA of 4 warps per (chunk, value head): warp 0 scans g,
- * warp w L2-normalizes rows 16w..16w+15 and owns row tile w
- * (rows 16w..16w+15) of every 64-row product. WMMA bf16 m16n16k16 with fp32
- * accumulators; only the 10 lower-triangle tiles of the 64x64 products are
- * computed. Everything goes through shared memory (static, <= 48 KB).
+ * warp w L2-normalizes rows 16w..16w+15; the products (the 10 lower 16x16
+ * tiles of Q K^T and K K^T, then W) are m16n8k16 mma.sync with ldmatrix
+ * operands, their tiles dealt evenly over the warps; the solve is fp32 on
+ * the CUDA cores. Everything goes through shared memory (static, < 48 KB;
+ * layout above the kernel).
  *
  * scan kernel, one CTA of 4 warps per (V-slice of 64, value head, sequence),
  * V-first with raw mma.sync (see the comment above it): S^T and Delta^T stay
  * in registers, the chunk operands come through a cp.async double buffer.
  * Engine thread launches both. */
-#include <mma.h>
-
 #include "kernels/cuda/gdn_chunk_dev.cuh"
 
-using namespace nvcuda;
-
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, kbf16, wmma::row_major> gc_fa;
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, kbf16, wmma::col_major> gc_fa_t;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, kbf16, wmma::row_major> gc_fb;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, kbf16, wmma::col_major> gc_fb_t;
-typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> gc_acc;
-
 static __device__ __forceinline__ kbf16 gc_bf(float f) { return __float2bfloat16_rn(f); }
-
-
-/* Store an accumulator tile through a warp's 16x16 fp32 scratch (row stride
- * ld), then let fn(rr, cc, value) write it (lanes take elements lane,
- * lane+32, ...). */
-template <typename F>
-static __device__ __forceinline__ void gc_spill(const gc_acc &a, float *scr, int ld, int lane,
-                                                F fn)
-{
-    wmma::store_matrix_sync(scr, a, ld, wmma::mem_row_major);
-    __syncwarp();
-#pragma unroll
-    for (int e = lane; e < 256; e += 32)
-        fn(e >> 4, e & 15, scr[(e >> 4) * ld + (e & 15)]);
-    __syncwarp();
-}
 
 /* ---------------- prep: per (chunk, head) ----------------
  * Shared memory (44.8 KB at Dk = 96): k (bf16, rows padded to Dk + 8 so the
@@ -82,6 +57,27 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
     kbf16 *qb = rq, *Tw = rq;
     float *X = (float *)rq;
 
+    /* q, k rows of this warp's first group of 4 in flight before the gate
+     * scan (they do not depend on it); the next group's loads are issued
+     * before a group is processed, so each warp always has a group in flight */
+    constexpr int LT = C + 2; /* padded row of the k~^T staging (conflict-free) */
+    float qv[2][4][PL], kv[2][4][PL];
+    auto load_rows = [&](int buf, int r0) {
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int r = r0 + i;
+            const bool ok = r < len;
+            const float *row = y + (size_t)(tok0 + (ok ? r : 0)) * CD;
+#pragma unroll
+            for (int p = 0; p < PL; p++) {
+                int d = lane + 32 * p;
+                qv[buf][i][p] = ok && d < DK ? row[kh * DK + d] : 0.0f;
+                kv[buf][i][p] = ok && d < DK ? row[KD + kh * DK + d] : 0.0f;
+            }
+        }
+    };
+    load_rows(0, warp * 16);
+
     /* local cumulative gate (inclusive scan over the chunk) */
     if (warp == 0) {
         float g0 = lane < len ? g[(size_t)(tok0 + lane) * Hv + h] : 0.0f;
@@ -113,26 +109,14 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
 
     /* l2norm q, k (fp32); q~ = Gamma q to the workspace, k~ = k Gamma_C / Gamma
      * transposed through shared memory (A is free until the products).
-     * Warp w takes rows 16w..16w+15, loading 4 rows at a time so the global
-     * loads overlap. */
+     * Warp w takes rows 16w..16w+15 in groups of 4. */
     {
-        constexpr int LT = C + 2; /* padded row of the k~^T staging (conflict-free) */
         kbf16 *ktt = (kbf16 *)A;
-#pragma unroll 1
-        for (int r0 = warp * 16; r0 < warp * 16 + 16; r0 += 4) {
-            float qv[4][PL], kv[4][PL];
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int r = r0 + i;
-                const bool ok = r < len;
-                const float *row = y + (size_t)(tok0 + (ok ? r : 0)) * CD;
-#pragma unroll
-                for (int p = 0; p < PL; p++) {
-                    int d = lane + 32 * p;
-                    qv[i][p] = ok && d < DK ? row[kh * DK + d] : 0.0f;
-                    kv[i][p] = ok && d < DK ? row[KD + kh * DK + d] : 0.0f;
-                }
-            }
+        for (int grp = 0; grp < 4; grp++) {
+            const int b = grp & 1, r0 = warp * 16 + 4 * grp;
+            if (grp < 3)
+                load_rows(b ^ 1, r0 + 4);
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int r = r0 + i;
@@ -140,18 +124,18 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
                 float qq = 0.0f, kk = 0.0f;
 #pragma unroll
                 for (int p = 0; p < PL; p++) {
-                    qq += qv[i][p] * qv[i][p];
-                    kk += kv[i][p] * kv[i][p];
+                    qq += qv[b][i][p] * qv[b][i][p];
+                    kk += kv[b][i][p] * kv[b][i][p];
                 }
                 qq = ku_warp_sum(qq);
                 kk = ku_warp_sum(kk);
-                float qs_ = scale / sqrtf(qq + 1e-6f), ks_ = 1.0f / sqrtf(kk + 1e-6f);
+                float qs_ = scale * rsqrtf(qq + 1e-6f), ks_ = rsqrtf(kk + 1e-6f);
                 float eq = ok ? expf(sg[r]) : 0.0f, ek = ok ? expf(glast - sg[r]) : 0.0f;
 #pragma unroll
                 for (int p = 0; p < PL; p++) {
                     int d = lane + 32 * p;
                     if (d < DK) {
-                        float qn = qv[i][p] * qs_, kn = kv[i][p] * ks_;
+                        float qn = qv[b][i][p] * qs_, kn = kv[b][i][p] * ks_;
                         qb[r * LK + d] = gc_bf(qn);
                         kb[r * LK + d] = gc_bf(kn);
                         Qt[r * DK + d] = gc_bf(qn * eq);
@@ -170,33 +154,39 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
     __syncthreads();
 
     /* P = mask_{i<=r}(Q K^T) * exp(gam_r - gam_i) and K K^T (-> A), the 10
-     * lower tiles, both products of a tile together (they share the k
-     * fragments, and two accumulator chains overlap). Warp w's scratch for P
-     * is upper tile w of A, which nothing else touches before the mask. */
+     * lower 16x16 tiles, both products of a tile together (they share the k
+     * fragments; four accumulator chains overlap). m16n8k16 mma.sync with
+     * ldmatrix operands; the accumulators are stored from registers (lane
+     * g, t holds rows g, g+8, columns 2t, 2t+1 of each n8 tile). */
     {
-        float *scr = A + (warp < 3 ? warp + 1 : 2) * 16 + (warp < 3 ? 0 : 16 * LA);
+        const int g8 = lane >> 2, t2 = 2 * (lane & 3);
+        const int oa = gc_lda_off(LK), ob = gc_ldb_off(LK);
         for (int idx = warp; idx < 10; idx += 4) {
             const int rt = idx < 1 ? 0 : idx < 3 ? 1 : idx < 6 ? 2 : 3,
                       ct = idx - rt * (rt + 1) / 2;
-            gc_acc ap, ak;
-            wmma::fill_fragment(ap, 0.0f);
-            wmma::fill_fragment(ak, 0.0f);
+            float ap[2][4] = {}, ak[2][4] = {};
 #pragma unroll
             for (int kt = 0; kt < KT; kt++) {
-                gc_fa fq, fk;
-                gc_fb_t fb;
-                wmma::load_matrix_sync(fq, qb + rt * 16 * LK + kt * 16, LK);
-                wmma::load_matrix_sync(fk, kb + rt * 16 * LK + kt * 16, LK);
-                wmma::load_matrix_sync(fb, kb + ct * 16 * LK + kt * 16, LK);
-                wmma::mma_sync(ap, fq, fb, ap);
-                wmma::mma_sync(ak, fk, fb, ak);
+                uint32_t fq[4], fk[4], b[4];
+                gc_lda(fq, qb + rt * 16 * LK + kt * 16 + oa);
+                gc_lda(fk, kb + rt * 16 * LK + kt * 16 + oa);
+                gc_ldb2(b, kb + ct * 16 * LK + kt * 16 + ob);
+                gc_mma(ap[0], fq, b[0], b[1]);
+                gc_mma(ap[1], fq, b[2], b[3]);
+                gc_mma(ak[0], fk, b[0], b[1]);
+                gc_mma(ak[1], fk, b[2], b[3]);
             }
-            wmma::store_matrix_sync(A + rt * 16 * LA + ct * 16, ak, LA, wmma::mem_row_major);
-            gc_spill(ap, scr, LA, lane, [&](int rr, int cc, float v) {
-                int r = rt * 16 + rr, i = ct * 16 + cc;
-                float p = i <= r && r < len ? v * expf(sg[r] - sg[i]) : 0.0f;
-                Pg[r * C + i] = gc_bf(p);
-            });
+#pragma unroll
+            for (int n = 0; n < 2; n++)
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++) {
+                    const int r = rt * 16 + g8 + 8 * hh, i = ct * 16 + 8 * n + t2;
+                    *(float2 *)(A + r * LA + i) = make_float2(ak[n][2 * hh], ak[n][2 * hh + 1]);
+                    const bool rin = r < len;
+                    float p0 = i <= r && rin ? ap[n][2 * hh] * expf(sg[r] - sg[i]) : 0.0f;
+                    float p1 = i + 1 <= r && rin ? ap[n][2 * hh + 1] * expf(sg[r] - sg[i + 1]) : 0.0f;
+                    *(uint32_t *)(Pg + r * C + i) = gc_pack(p0, p1);
+                }
         }
     }
     __syncthreads();
@@ -281,27 +271,32 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
         ((uint32_t *)TuG)[e] = gc_pack(t.x * sbt[j], t.y * sbt[j + 1]);
         *(uint32_t *)(Tw + i * LW + j) = gc_pack(-t.x * sbg[j], -t.y * sbg[j + 1]);
     }
-    __syncthreads(); /* A free: scratch */
-    /* Wn = -T diag(beta Gamma) K: 4 x KT output tiles, tile (rt, ct) costing
-     * rt + 1 k steps; dealt in rounds of 4, most expensive first, the order
-     * reversed every other round, so every warp gets the same cost */
+    __syncthreads();
+    /* Wn = -T diag(beta Gamma) K: 4 x KT output tiles of 16 x 16, tile (rt,
+     * ct) costing rt + 1 k steps; dealt in rounds of 4, most expensive
+     * first, the order reversed every other round, so every warp gets the
+     * same cost. K is [token][d]: its B operands come by ldmatrix.trans. */
     {
-        float *scr = A + warp * 256;
+        const int g8 = lane >> 2, t2 = 2 * (lane & 3);
+        const int oa = gc_lda_off(LW), obt = gc_lda_off(LK);
         for (int rd = 0; rd < KT; rd++) {
             const int idx = 4 * rd + (rd & 1 ? 3 - warp : warp);
             const int rt = 3 - idx / KT, ct = idx % KT;
-            gc_acc acc;
-            wmma::fill_fragment(acc, 0.0f);
+            float acc[2][4] = {};
             for (int kt = 0; kt <= rt; kt++) {
-                gc_fa fa;
-                gc_fb fb;
-                wmma::load_matrix_sync(fa, Tw + rt * 16 * LW + kt * 16, LW);
-                wmma::load_matrix_sync(fb, kb + kt * 16 * LK + ct * 16, LK);
-                wmma::mma_sync(acc, fa, fb, acc);
+                uint32_t fa[4], b[4];
+                gc_lda(fa, Tw + rt * 16 * LW + kt * 16 + oa);
+                gc_ldb2_t(b, kb + kt * 16 * LK + ct * 16 + obt);
+                gc_mma(acc[0], fa, b[0], b[1]);
+                gc_mma(acc[1], fa, b[2], b[3]);
             }
-            gc_spill(acc, scr, 16, lane, [&](int rr, int cc, float v) {
-                Wn[(rt * 16 + rr) * DK + ct * 16 + cc] = gc_bf(v);
-            });
+#pragma unroll
+            for (int n = 0; n < 2; n++)
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++) {
+                    const int r = rt * 16 + g8 + 8 * hh, d = ct * 16 + 8 * n + t2;
+                    *(uint32_t *)(Wn + r * DK + d) = gc_pack(acc[n][2 * hh], acc[n][2 * hh + 1]);
+                }
         }
     }
 }
@@ -586,8 +581,8 @@ static int gc_sm_count(void)
 /* The auto rule's CTA condition (gdn_chunk.h) */
 static int gc_few_ctas(int N, int Hv, int Dv)
 {
-    return (long long)((Dv + GC_BV - 1) / GC_BV) * Hv * N <
-           (long long)KERN_GDN_CHUNK_SPLIT_WAVES * gc_sm_count();
+    return (long long)((Dv + GC_BV - 1) / GC_BV) * Hv * N * KERN_GDN_CHUNK_SPLIT_SM_DIV <=
+           (long long)gc_sm_count();
 }
 
 extern "C" int kern_gdn_chunk_split_seqs_max(int Hv, int Dv)
@@ -595,7 +590,7 @@ extern "C" int kern_gdn_chunk_split_seqs_max(int Hv, int Dv)
     if (Hv < 1 || Dv < 16)
         return 0;
     long long per = (long long)((Dv + GC_BV - 1) / GC_BV) * Hv;
-    return (int)(((long long)KERN_GDN_CHUNK_SPLIT_WAVES * gc_sm_count() - 1) / per);
+    return (int)((long long)gc_sm_count() / (per * KERN_GDN_CHUNK_SPLIT_SM_DIV));
 }
 
 extern "C" int kern_gdn_chunk_auto_split(int N, int nchunks, int Hv, int Dv)

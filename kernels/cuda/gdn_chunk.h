@@ -20,19 +20,21 @@
  *       then block merges), W = T diag(beta Gam) K, U = T diag(beta) V
  *   Delta = U - W S;  O = diag(Gam) Q S + (mask_{i<=r}(Q K^T) * Gam_r/Gam_i) Delta
  *   S <- Gam_C S + (K * Gam_C/Gam)^T Delta
- * Two kernels: (a) "prep", grid (nchunks, Hv), 128 threads, 48 KB static
- * shared memory: l2norm, cumsum, K K^T, Q K^T, the solve and W (WMMA bf16
- * m16n16k16, fp32 accumulate), written to the workspace as bf16 (per chunk
- * and head: -W (64 x Dk), Gam Q (64 x Dk), (K Gam_C/Gam)^T (Dk x 64),
- * Tu = T diag(beta) (64 x 64), P = mask(Q K^T) Gam_r/Gam_i (64 x 64));
+ * Two kernels: (a) "prep", grid (nchunks, Hv), 128 threads, 44.8 KB static
+ * shared memory at Dk = 96 (5 CTAs per SM): l2norm, cumsum, K K^T, Q K^T,
+ * the solve and W (mma.sync m16n8k16 bf16 with ldmatrix operands, fp32
+ * accumulate), written to the workspace as bf16 (per chunk and head: -W
+ * (64 x Dk), Gam Q (64 x Dk), (K Gam_C/Gam)^T (Dk x 64), Tu = T diag(beta)
+ * (64 x 64), P = mask(Q K^T) Gam_r/Gam_i (64 x 64));
  * (b) "scan", grid (ceil(Dv/64), Hv, N), 128 threads, (800 Dk + 31744) bytes
  * of dynamic shared memory (106 KB at Dk = 96: 2 CTAs/SM): walks its
  * sequence's chunks in order, V-first (each warp owns 16 value rows; S^T and
- * Delta^T stay in registers; mma.sync m16n8k16 bf16), reads V from y itself
- * (U^T = V^T Tu^T is formed there, so U never goes through memory), the next
- * chunk's operands staged by cp.async meanwhile. The state, V and Delta are
- * rounded to bf16 as mma operands (as FLA does); the accumulation and the
- * carried state stay fp32.
+ * Delta^T stay in registers; mma.sync m16n8k16 bf16, B operands by
+ * ldmatrix.x4, the k blocks outer so 8-12 independent accumulator chains
+ * issue back to back), reads V from y itself (U^T = V^T Tu^T is formed
+ * there, so U never goes through memory), the next chunk's operands staged
+ * by cp.async meanwhile. The state, V and Delta are rounded to bf16 as mma
+ * operands (as FLA does); the accumulation and the carried state stay fp32.
  *
  * Split ("long sequence") variant: the fused scan has only ceil(Dv/64) Hv N
  * CTAs (90 for one 7B sequence, fewer than an H100's 132 SMs), each walking
@@ -47,16 +49,20 @@
  * same products in the same order: o and the state equal the fused
  * variant's. Extra HBM traffic: the operands written and read back (~2 x
  * 61 KB per chunk and head) against a shorter serial chain. sm_90 at Dk = 96:
- * fused scan 192 registers, states scan 191 (same dynamic shared memory;
- * it skips staging Q~ and P), output kernel 72; no spills.
- * Selection (kern_gdn_chunk, kern_gdn_chunk_auto_split): split when the fused
- * scan would leave SMs idle, ceil(Dv/64) Hv N < KERN_GDN_CHUNK_SPLIT_WAVES x
- * the SM count (2: the fused scan fits 2 CTAs per SM), and the sequences are
- * long enough for the serial chain to matter, nchunks >=
- * KERN_GDN_CHUNK_SPLIT_MIN_CHUNKS x N; and only when the workspace is big
- * enough (kern_gdn_chunk_split_work_bytes), else fused. At the 7B shapes on
- * an H100 that is N <= 2. The thresholds are first guesses: `deltaserve
- * bench` times both variants per shape (kern_gdn_chunk_ex) to tune them.
+ * fused scan 255 registers, states scan 242 (same dynamic shared memory;
+ * it skips staging Q~ and P), output kernel 96; no spills.
+ * Selection (kern_gdn_chunk, kern_gdn_chunk_auto_split): split only when the
+ * fused scan would leave most SMs idle, KERN_GDN_CHUNK_SPLIT_SM_DIV x
+ * ceil(Dv/64) Hv N <= the SM count, and the sequences are long enough for
+ * the serial chain to matter, nchunks >= KERN_GDN_CHUNK_SPLIT_MIN_CHUNKS x N;
+ * and only when the workspace is big enough (kern_gdn_chunk_split_work_bytes),
+ * else fused. Measured on an H100 (docs/benchmarks.md): at the 7B shapes
+ * the fused variant wins at N = 1, 4 and 16 (the states-only chain is ~80%
+ * of the fused one and the output kernel adds ~22 ns/token), so the 7B
+ * never splits on one GPU; the rule keeps the split for the few-head shapes
+ * (tensor-parallel shards: Hv <= 14 at N = 1 on 132 SMs), where the output
+ * kernel is cheap next to the chain. `deltaserve bench` times both
+ * variants per shape (kern_gdn_chunk_ex).
  *
  * Cost at the 7B shapes (Hv = Hk = 30, Dk = 96, Dv = 192), per token, all
  * heads: prep 0.7 MFLOP (QK^T, KK^T lower blocks, W), scan 4.2 MFLOP (W S,
@@ -107,7 +113,7 @@ size_t kern_gdn_chunk_work_bytes(int nchunks, int Hv, int Dk, int Dv);
  * kern_gdn_chunk_split_seqs_max(Hv, Dv))))). */
 size_t kern_gdn_chunk_split_work_bytes(int nchunks, int Hv, int Dk, int Dv);
 /* Thresholds of the auto rule (header comment above). */
-#define KERN_GDN_CHUNK_SPLIT_WAVES 2
+#define KERN_GDN_CHUNK_SPLIT_SM_DIV 3
 #define KERN_GDN_CHUNK_SPLIT_MIN_CHUNKS 4
 /* The auto rule: 1 when kern_gdn_chunk would run the split variant for N
  * sequences in nchunks chunks (given a big enough workspace), else 0. The

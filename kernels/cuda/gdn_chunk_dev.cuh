@@ -119,6 +119,35 @@ static __device__ __forceinline__ void gc_ldb2(uint32_t b[4], const kbf16 *p)
 #endif
 }
 
+/* The A operand of m16n8k16 (a 16x16 bf16 tile, row-major in shared memory
+ * with row stride ld) with one ldmatrix.x4: p = &tile[r0][k0] +
+ * gc_lda_off(ld). */
+static __device__ __forceinline__ int gc_lda_off(int ld)
+{
+    const int lane = threadIdx.x & 31;
+    return ((lane & 7) + 8 * ((lane >> 3) & 1)) * ld + 8 * (lane >> 4);
+}
+static __device__ __forceinline__ void gc_lda(uint32_t a[4], const kbf16 *p)
+{
+    gc_ldb2(a, p); /* the same ldmatrix.x4; the lane offsets pick the A order */
+}
+/* The B operands of two adjacent n8 tiles from a [k][n] (n contiguous) bf16
+ * tile: k block k0..k0+15, columns n0..n0+15, p = &tile[k0][n0] +
+ * gc_lda_off(ld), ldmatrix.x4.trans: b[0], b[1] for columns n0..n0+7, b[2],
+ * b[3] for n0+8..n0+15 (the transposed load puts B[k = 2t, 2t+1][n = g] in a
+ * lane, as the mma wants). */
+static __device__ __forceinline__ void gc_ldb2_t(uint32_t b[4], const kbf16 *p)
+{
+#ifdef DS_CUDA_EMU
+    emu_ldmatrix_x4(b, p, 1);
+#else
+    unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
+                 : "r"(a));
+#endif
+}
+
 template <int DK> struct gc_stage {
     enum { LDK = DK + 8, LDT = GC_C + 8 };
     /* double-buffered part: Wn, Q~ (64 x LDK), K~^T (DK x LDT), P (64 x LDT) */

@@ -17,5 +17,6 @@ static inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w)
 struct float2 {
     float x, y;
 };
+static inline float2 make_float2(float x, float y) { return float2{x, y}; }
 #endif
 #endif

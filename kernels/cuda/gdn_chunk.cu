@@ -155,7 +155,8 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
 
     /* P = mask_{i<=r}(Q K^T) * exp(gam_r - gam_i) and K K^T (-> A), the 10
      * lower 16x16 tiles, both products of a tile together (they share the k
-     * fragments; four accumulator chains overlap). m16n8k16 mma.sync with
+     * fragments; four accumulator chains overlap), each scaled and masked as
+     * it is stored (one exp per element for both). m16n8k16 mma.sync with
      * ldmatrix operands; the accumulators are stored from registers (lane
      * g, t holds rows g, g+8, columns 2t, 2t+1 of each n8 tile). */
     {
@@ -181,21 +182,19 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
 #pragma unroll
                 for (int hh = 0; hh < 2; hh++) {
                     const int r = rt * 16 + g8 + 8 * hh, i = ct * 16 + 8 * n + t2;
-                    *(float2 *)(A + r * LA + i) = make_float2(ak[n][2 * hh], ak[n][2 * hh + 1]);
                     const bool rin = r < len;
-                    float p0 = i <= r && rin ? ap[n][2 * hh] * expf(sg[r] - sg[i]) : 0.0f;
-                    float p1 = i + 1 <= r && rin ? ap[n][2 * hh + 1] * expf(sg[r] - sg[i + 1]) : 0.0f;
-                    *(uint32_t *)(Pg + r * C + i) = gc_pack(p0, p1);
+                    const float e0 = i <= r && rin ? expf(sg[r] - sg[i]) : 0.0f,
+                                e1 = i + 1 <= r && rin ? expf(sg[r] - sg[i + 1]) : 0.0f;
+                    /* A = strictly lower beta_r (k_r.k_i) exp(gam_r - gam_i),
+                     * select-masked (the upper factors would overflow) */
+                    *(float2 *)(A + r * LA + i) =
+                        make_float2(i < r && rin ? sbt[r] * ak[n][2 * hh] * e0 : 0.0f,
+                                    i + 1 < r && rin ? sbt[r] * ak[n][2 * hh + 1] * e1 : 0.0f);
+                    *(uint32_t *)(Pg + r * C + i) =
+                        gc_pack(i <= r && rin ? ap[n][2 * hh] * e0 : 0.0f,
+                                i + 1 <= r && rin ? ap[n][2 * hh + 1] * e1 : 0.0f);
                 }
         }
-    }
-    __syncthreads();
-    /* scale, mask strictly lower (select: the upper factors would overflow and
-     * the upper tiles hold scratch) */
-    for (int e = tid; e < C * C; e += GC_THREADS) {
-        int i = e >> 6, j = e & 63;
-        float a = A[i * LA + j];
-        A[i * LA + j] = j < i && i < len ? sbt[i] * a * expf(sg[i] - sg[j]) : 0.0f;
     }
     __syncthreads();
     /* diagonal 16x16 blocks: (I + L)^-1 by forward substitution; lane j keeps
@@ -268,6 +267,8 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
     for (int e = tid; e < C * C / 2; e += GC_THREADS) {
         int i = e >> 5, j = (e & 31) * 2;
         float2 t = *(const float2 *)(A + i * LA + j);
+        t.x = j <= i ? t.x : 0.0f; /* T is lower triangular; A's upper tiles were never written */
+        t.y = j + 1 <= i ? t.y : 0.0f;
         ((uint32_t *)TuG)[e] = gc_pack(t.x * sbt[j], t.y * sbt[j + 1]);
         *(uint32_t *)(Tw + i * LW + j) = gc_pack(-t.x * sbg[j], -t.y * sbg[j + 1]);
     }

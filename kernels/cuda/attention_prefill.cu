@@ -35,9 +35,7 @@
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/kern_util.h"
-#ifdef DS_CUDA_EMU
-#include "emu_warp_mma.h"
-#endif
+#include "kernels/cuda/warp_mma.cuh"
 
 #define PF_BN 64
 /* variant 1: 64-row blocks of 4 warps, Q in registers (2-3 blocks per SM);
@@ -46,81 +44,7 @@
  * Q in shared memory (FlashAttention-2's shape; 64 KB shared at D = 128) */
 #define KERN_ATTN_PF_DEFAULT 3
 
-/* ---- warp-level PTX (sm_80+) ---- */
-static __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const uint16_t *p)
-{
-#ifdef DS_CUDA_EMU
-    emu_ldmatrix_x4(r, p, 0);
-#else
-    unsigned a = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-#endif
-}
-
-static __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const uint16_t *p)
-{
-#ifdef DS_CUDA_EMU
-    emu_ldmatrix_x4(r, p, 1);
-#else
-    unsigned a = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-#endif
-}
-
-static __device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0,
-                                                uint32_t b1)
-{
-#ifdef DS_CUDA_EMU
-    emu_mma_16816(c, a, b0, b1);
-#else
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-#endif
-}
-
-/* 16 bytes global -> shared, asynchronous; valid == 0 zero-fills dst */
-static __device__ __forceinline__ void cp_async16(uint16_t *dst, const uint16_t *src, bool valid)
-{
-#ifdef DS_CUDA_EMU
-    emu_cp_async16(dst, src, valid);
-#else
-    unsigned a = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(a), "l"(src),
-                 "r"(valid ? 16 : 0));
-#endif
-}
-
-static __device__ __forceinline__ void cp_async_commit(void)
-{
-#ifndef DS_CUDA_EMU
-    asm volatile("cp.async.commit_group;\n" ::);
-#endif
-}
-
-static __device__ __forceinline__ void cp_async_wait_all(void)
-{
-#ifndef DS_CUDA_EMU
-    asm volatile("cp.async.wait_group 0;\n" ::);
-#endif
-}
-
-/* two floats -> bf16x2 (lo in the low half), round to nearest even */
-static __device__ __forceinline__ uint32_t pack_bf2(float lo, float hi)
-{
-#ifdef DS_CUDA_EMU
-    return (uint32_t)ku_to_bf(lo) | ((uint32_t)ku_to_bf(hi) << 16);
-#else
-    uint32_t r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-#endif
-}
+/* warp-level PTX: kernels/cuda/warp_mma.cuh */
 
 /* 2^x (ex2.approx: 2 ulp, 2^-inf = 0) */
 static __device__ __forceinline__ float fast_exp2(float x)
@@ -164,7 +88,7 @@ static __device__ __forceinline__ void load_kv_block(uint16_t *dst, const uint16
             int blk = pow2 ? p >> lg : p / bs, off = pow2 ? p & (bs - 1) : p % bs;
             src = c + (((size_t)bt[blk] * Hkv + kvh) * bs + off) * D + ch * 8;
         }
-        cp_async16(dst + sw_off<D>(r, ch), src, ok);
+        ku_cp_async16_zfill(dst + sw_off<D>(r, ch), src, ok);
     }
 }
 
@@ -247,7 +171,7 @@ attn_prefill_kernel(struct kern_attn_args a)
     constexpr bool EARLY_K = !QREG || BM <= BN; /* K_0 loads while Q is staged */
     if (EARLY_K) {
         load_kv_block<D, NT>(sK, a.kc, bt, 0, maxpos, kvh, a.Hkv, a.bs, th);
-        cp_async_commit();
+        ku_cp_commit();
     }
     /* Q tile: fp32 rows -> bf16, swizzled */
     for (int i = th; i < BM * CH; i += NT) {
@@ -257,7 +181,7 @@ attn_prefill_kernel(struct kern_attn_args a)
             const float *src = a.q + (size_t)(t0 + r) * a.q_stride + (size_t)h * D + c * 8;
 #pragma unroll
             for (int j = 0; j < 4; j++)
-                u[j] = pack_bf2(src[2 * j], src[2 * j + 1]);
+                u[j] = ku_pack_bf2(src[2 * j], src[2 * j + 1]);
         }
         uint32_t *d = (uint32_t *)(sQ + sw_off<D>(r, c));
 #pragma unroll
@@ -270,12 +194,12 @@ attn_prefill_kernel(struct kern_attn_args a)
         int row = 16 * w + (lane & 15);
 #pragma unroll
         for (int kk = 0; kk < KD; kk++)
-            ldsm_x4(qf[QREG ? kk : 0], sQ + sw_off<D>(row, 2 * kk + (lane >> 4)));
+            ku_ldsm_x4(qf[QREG ? kk : 0], sQ + sw_off<D>(row, 2 * kk + (lane >> 4)));
     }
     if (!EARLY_K) {
         __syncthreads(); /* Q read out of the K/V buffers */
         load_kv_block<D, NT>(sK, a.kc, bt, 0, maxpos, kvh, a.Hkv, a.bs, th);
-        cp_async_commit();
+        ku_cp_commit();
     }
 
     float o[MT][KD * 2][4];
@@ -291,10 +215,10 @@ attn_prefill_kernel(struct kern_attn_args a)
     const float sl = a.scale * 1.4426950408889634f;
     int nkb = maxpos / BN + 1;
     for (int kb = 0; kb < nkb; kb++) {
-        cp_async_wait_all();
+        ku_cp_wait<0>();
         __syncthreads(); /* K_kb landed; every warp is done with sV */
         load_kv_block<D, NT>(sV, a.vc, bt, kb, maxpos, kvh, a.Hkv, a.bs, th);
-        cp_async_commit();
+        ku_cp_commit();
 
         float s[MT][NS][4];
 #pragma unroll
@@ -308,29 +232,29 @@ attn_prefill_kernel(struct kern_attn_args a)
             if (!QREG) {
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++)
-                    ldsm_x4(qa[mt], sQ + sw_off<D>(16 * (w + NW * mt) + (lane & 15),
+                    ku_ldsm_x4(qa[mt], sQ + sw_off<D>(16 * (w + NW * mt) + (lane & 15),
                                                    2 * kk + (lane >> 4)));
             }
 #pragma unroll
             for (int jp = 0; jp < NS / 2; jp++) {
                 uint32_t b[4];
                 int row = 16 * jp + (lane & 7) + ((lane >> 4) << 3);
-                ldsm_x4(b, sK + sw_off<D>(row, 2 * kk + ((lane >> 3) & 1)));
+                ku_ldsm_x4(b, sK + sw_off<D>(row, 2 * kk + ((lane >> 3) & 1)));
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
                     if (kb * BN > qlast[mt])
                         continue; /* stays 0, then fully masked: p = 0 */
                     const uint32_t *A = QREG ? qf[QREG ? kk : 0] : qa[mt];
-                    mma_bf16(s[mt][2 * jp], A, b[0], b[1]);
-                    mma_bf16(s[mt][2 * jp + 1], A, b[2], b[3]);
+                    ku_mma_bf16(s[mt][2 * jp], A, b[0], b[1]);
+                    ku_mma_bf16(s[mt][2 * jp + 1], A, b[2], b[3]);
                 }
             }
         }
-        cp_async_wait_all();
+        ku_cp_wait<0>();
         __syncthreads(); /* V_kb landed; every warp is done with sK */
         if (kb + 1 < nkb) {
             load_kv_block<D, NT>(sK, a.kc, bt, kb + 1, maxpos, kvh, a.Hkv, a.bs, th);
-            cp_async_commit();
+            ku_cp_commit();
         }
 
         /* online softmax over this block's scores; c[0..1] row g, c[2..3] g+8 */
@@ -392,22 +316,22 @@ attn_prefill_kernel(struct kern_attn_args a)
             uint32_t pa[MT][4];
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
-                pa[mt][0] = pack_bf2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-                pa[mt][1] = pack_bf2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-                pa[mt][2] = pack_bf2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-                pa[mt][3] = pack_bf2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+                pa[mt][0] = ku_pack_bf2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                pa[mt][1] = ku_pack_bf2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                pa[mt][2] = ku_pack_bf2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                pa[mt][3] = ku_pack_bf2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
             }
             int row = 16 * kk + (lane & 7) + (((lane >> 3) & 1) << 3);
 #pragma unroll
             for (int dp = 0; dp < KD; dp++) {
                 uint32_t b[4];
-                ldsm_x4_t(b, sV + sw_off<D>(row, 2 * dp + (lane >> 4)));
+                ku_ldsm_x4_t(b, sV + sw_off<D>(row, 2 * dp + (lane >> 4)));
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
                     if (kb * BN > qlast[mt])
                         continue; /* p = 0 */
-                    mma_bf16(o[mt][2 * dp], pa[mt], b[0], b[1]);
-                    mma_bf16(o[mt][2 * dp + 1], pa[mt], b[2], b[3]);
+                    ku_mma_bf16(o[mt][2 * dp], pa[mt], b[0], b[1]);
+                    ku_mma_bf16(o[mt][2 * dp + 1], pa[mt], b[2], b[3]);
                 }
             }
         }
@@ -428,10 +352,10 @@ attn_prefill_kernel(struct kern_attn_args a)
         for (int j = 0; j < KD * 2; j++) {
             if (r0 < cnt)
                 *(uint32_t *)(ob + (size_t)(t0 + r0) * ld + 8 * j) =
-                    pack_bf2(o[mt][j][0] * i0, o[mt][j][1] * i0);
+                    ku_pack_bf2(o[mt][j][0] * i0, o[mt][j][1] * i0);
             if (r1 < cnt)
                 *(uint32_t *)(ob + (size_t)(t0 + r1) * ld + 8 * j) =
-                    pack_bf2(o[mt][j][2] * i1, o[mt][j][3] * i1);
+                    ku_pack_bf2(o[mt][j][2] * i1, o[mt][j][3] * i1);
         }
     }
 }

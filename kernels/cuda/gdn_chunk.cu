@@ -169,13 +169,13 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
 #pragma unroll
             for (int kt = 0; kt < KT; kt++) {
                 uint32_t fq[4], fk[4], b[4];
-                gc_lda(fq, qb + rt * 16 * LK + kt * 16 + oa);
-                gc_lda(fk, kb + rt * 16 * LK + kt * 16 + oa);
-                gc_ldb2(b, kb + ct * 16 * LK + kt * 16 + ob);
-                gc_mma(ap[0], fq, b[0], b[1]);
-                gc_mma(ap[1], fq, b[2], b[3]);
-                gc_mma(ak[0], fk, b[0], b[1]);
-                gc_mma(ak[1], fk, b[2], b[3]);
+                ku_ldsm_x4(fq, qb + rt * 16 * LK + kt * 16 + oa);
+                ku_ldsm_x4(fk, kb + rt * 16 * LK + kt * 16 + oa);
+                ku_ldsm_x4(b, kb + ct * 16 * LK + kt * 16 + ob);
+                ku_mma_bf16(ap[0], fq, b[0], b[1]);
+                ku_mma_bf16(ap[1], fq, b[2], b[3]);
+                ku_mma_bf16(ak[0], fk, b[0], b[1]);
+                ku_mma_bf16(ak[1], fk, b[2], b[3]);
             }
 #pragma unroll
             for (int n = 0; n < 2; n++)
@@ -191,7 +191,7 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
                         make_float2(i < r && rin ? sbt[r] * ak[n][2 * hh] * e0 : 0.0f,
                                     i + 1 < r && rin ? sbt[r] * ak[n][2 * hh + 1] * e1 : 0.0f);
                     *(uint32_t *)(Pg + r * C + i) =
-                        gc_pack(i <= r && rin ? ap[n][2 * hh] * e0 : 0.0f,
+                        ku_pack_bf2(i <= r && rin ? ap[n][2 * hh] * e0 : 0.0f,
                                 i + 1 <= r && rin ? ap[n][2 * hh + 1] * e1 : 0.0f);
                 }
         }
@@ -269,8 +269,8 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
         float2 t = *(const float2 *)(A + i * LA + j);
         t.x = j <= i ? t.x : 0.0f; /* T is lower triangular; A's upper tiles were never written */
         t.y = j + 1 <= i ? t.y : 0.0f;
-        ((uint32_t *)TuG)[e] = gc_pack(t.x * sbt[j], t.y * sbt[j + 1]);
-        *(uint32_t *)(Tw + i * LW + j) = gc_pack(-t.x * sbg[j], -t.y * sbg[j + 1]);
+        ((uint32_t *)TuG)[e] = ku_pack_bf2(t.x * sbt[j], t.y * sbt[j + 1]);
+        *(uint32_t *)(Tw + i * LW + j) = ku_pack_bf2(-t.x * sbg[j], -t.y * sbg[j + 1]);
     }
     __syncthreads();
     /* Wn = -T diag(beta Gamma) K: 4 x KT output tiles of 16 x 16, tile (rt,
@@ -286,17 +286,17 @@ gdn_chunk_prep_kernel(const float *__restrict__ y, const float *__restrict__ g,
             float acc[2][4] = {};
             for (int kt = 0; kt <= rt; kt++) {
                 uint32_t fa[4], b[4];
-                gc_lda(fa, Tw + rt * 16 * LW + kt * 16 + oa);
-                gc_ldb2_t(b, kb + kt * 16 * LK + ct * 16 + obt);
-                gc_mma(acc[0], fa, b[0], b[1]);
-                gc_mma(acc[1], fa, b[2], b[3]);
+                ku_ldsm_x4(fa, Tw + rt * 16 * LW + kt * 16 + oa);
+                ku_ldsm_x4_t(b, kb + kt * 16 * LK + ct * 16 + obt);
+                ku_mma_bf16(acc[0], fa, b[0], b[1]);
+                ku_mma_bf16(acc[1], fa, b[2], b[3]);
             }
 #pragma unroll
             for (int n = 0; n < 2; n++)
 #pragma unroll
                 for (int hh = 0; hh < 2; hh++) {
                     const int r = rt * 16 + g8 + 8 * hh, d = ct * 16 + 8 * n + t2;
-                    *(uint32_t *)(Wn + r * DK + d) = gc_pack(acc[n][2 * hh], acc[n][2 * hh + 1]);
+                    *(uint32_t *)(Wn + r * DK + d) = ku_pack_bf2(acc[n][2 * hh], acc[n][2 * hh + 1]);
                 }
         }
     }
@@ -348,9 +348,9 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
 
     /* stage chunk c0 (group 1) and its Tu (group 2) */
     gc_stage_load<DK, !SPLIT>(stg, work + ((size_t)c0 * Hv + h) * per, tid);
-    gc_cp_commit();
+    ku_cp_commit();
     gc_tu_load<DK>(stg, work + ((size_t)c0 * Hv + h) * per, tid);
-    gc_cp_commit();
+    ku_cp_commit();
     /* V of the next chunk in registers: vn[kk][q] = V[token 16kk + 2t + (q&1) +
      * 8(q>>2)][v = vw + g + 8((q>>1)&1)], 0 past the chunk's end */
     float vn[4][8];
@@ -399,20 +399,20 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
         uint32_t va[4][4];
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {
-            va[kk][0] = gc_pack(vn[kk][0], vn[kk][1]);
-            va[kk][1] = gc_pack(vn[kk][2], vn[kk][3]);
-            va[kk][2] = gc_pack(vn[kk][4], vn[kk][5]);
-            va[kk][3] = gc_pack(vn[kk][6], vn[kk][7]);
+            va[kk][0] = ku_pack_bf2(vn[kk][0], vn[kk][1]);
+            va[kk][1] = ku_pack_bf2(vn[kk][2], vn[kk][3]);
+            va[kk][2] = ku_pack_bf2(vn[kk][4], vn[kk][5]);
+            va[kk][3] = ku_pack_bf2(vn[kk][6], vn[kk][7]);
         }
         /* prefetch chunk c+1 into the other stage (its readers finished at
          * the barrier ending chunk c-1); an empty group at the end */
         if (c + 1 < c1)
             gc_stage_load<DK, !SPLIT>(stg + (size_t)((c + 1 - c0) & 1) * L::ELEMS,
                                       work + ((size_t)(c + 1) * Hv + h) * per, tid);
-        gc_cp_commit();
+        ku_cp_commit();
         if (c + 1 < c1)
             load_v(c + 1);
-        gc_cp_wait1(); /* all but the newest group: chunk c's stage and Tu landed */
+        ku_cp_wait<1>(); /* all but the newest group: chunk c's stage and Tu landed */
         __syncthreads(); /* ... for every thread */
 
         uint32_t sa[NK][4], da[4][4];
@@ -423,10 +423,10 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
         if (act) {
 #pragma unroll
             for (int kk = 0; kk < NK; kk++) {
-                sa[kk][0] = gc_pack(s[2 * kk][0], s[2 * kk][1]);
-                sa[kk][1] = gc_pack(s[2 * kk][2], s[2 * kk][3]);
-                sa[kk][2] = gc_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                sa[kk][3] = gc_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                sa[kk][0] = ku_pack_bf2(s[2 * kk][0], s[2 * kk][1]);
+                sa[kk][1] = ku_pack_bf2(s[2 * kk][2], s[2 * kk][3]);
+                sa[kk][2] = ku_pack_bf2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                sa[kk][3] = ku_pack_bf2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
                 if (SPLIT)
                     sp[kk * 32] = uint4{sa[kk][0], sa[kk][1], sa[kk][2], sa[kk][3]};
             }
@@ -442,25 +442,25 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
 #pragma unroll
                 for (int jp = kk; jp < 4; jp++) { /* tiles 2jp, 2jp+1 */
                     uint32_t b[4];
-                    gc_ldb2(b, stg + L::TU + ot + 16 * jp * L::LDT + 16 * kk);
-                    gc_mma(d[2 * jp], va[kk], b[0], b[1]);
-                    gc_mma(d[2 * jp + 1], va[kk], b[2], b[3]);
+                    ku_ldsm_x4(b, stg + L::TU + ot + 16 * jp * L::LDT + 16 * kk);
+                    ku_mma_bf16(d[2 * jp], va[kk], b[0], b[1]);
+                    ku_mma_bf16(d[2 * jp + 1], va[kk], b[2], b[3]);
                 }
 #pragma unroll
             for (int kk = 0; kk < NK; kk++)
 #pragma unroll
                 for (int jp = 0; jp < 4; jp++) {
                     uint32_t b[4];
-                    gc_ldb2(b, sb + L::W + ok + 16 * jp * L::LDK + 16 * kk);
-                    gc_mma(d[2 * jp], sa[kk], b[0], b[1]);
-                    gc_mma(d[2 * jp + 1], sa[kk], b[2], b[3]);
+                    ku_ldsm_x4(b, sb + L::W + ok + 16 * jp * L::LDK + 16 * kk);
+                    ku_mma_bf16(d[2 * jp], sa[kk], b[0], b[1]);
+                    ku_mma_bf16(d[2 * jp + 1], sa[kk], b[2], b[3]);
                 }
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
-                da[kk][0] = gc_pack(d[2 * kk][0], d[2 * kk][1]);
-                da[kk][1] = gc_pack(d[2 * kk][2], d[2 * kk][3]);
-                da[kk][2] = gc_pack(d[2 * kk + 1][0], d[2 * kk + 1][1]);
-                da[kk][3] = gc_pack(d[2 * kk + 1][2], d[2 * kk + 1][3]);
+                da[kk][0] = ku_pack_bf2(d[2 * kk][0], d[2 * kk][1]);
+                da[kk][1] = ku_pack_bf2(d[2 * kk][2], d[2 * kk][3]);
+                da[kk][2] = ku_pack_bf2(d[2 * kk + 1][0], d[2 * kk + 1][1]);
+                da[kk][3] = ku_pack_bf2(d[2 * kk + 1][2], d[2 * kk + 1][3]);
                 if (SPLIT)
                     sp[(NK + kk) * 32] = uint4{da[kk][0], da[kk][1], da[kk][2], da[kk][3]};
             }
@@ -468,7 +468,7 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
         __syncthreads(); /* everyone is past the Tu products: load the next Tu */
         if (c + 1 < c1)
             gc_tu_load<DK>(stg, work + ((size_t)(c + 1) * Hv + h) * per, tid);
-        gc_cp_commit();
+        ku_cp_commit();
         if (act) {
             /* O^T = S^T Q~^T + Delta^T P^T, stored as o[token][v] (the split
              * variant's output kernel does this from the stored sa, da) */
@@ -487,9 +487,9 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
 #pragma unroll
                 for (int jp = 0; jp < NJ / 2; jp++) { /* state tiles 2jp, 2jp+1 */
                     uint32_t b[4];
-                    gc_ldb2(b, sb + L::KT + ot + 16 * jp * L::LDT + 16 * kk);
-                    gc_mma(s[2 * jp], da[kk], b[0], b[1]);
-                    gc_mma(s[2 * jp + 1], da[kk], b[2], b[3]);
+                    ku_ldsm_x4(b, sb + L::KT + ot + 16 * jp * L::LDT + 16 * kk);
+                    ku_mma_bf16(s[2 * jp], da[kk], b[0], b[1]);
+                    ku_mma_bf16(s[2 * jp + 1], da[kk], b[2], b[3]);
                 }
         }
         __syncthreads(); /* stage (c - c0) & 1 may be overwritten next */

@@ -1,13 +1,14 @@
 /* kernels/cuda/gdn_chunk_dev.cuh: device pieces shared by the chunked GDN
  * kernels (gdn_chunk.cu: prep and scan; gdn_chunk_split.cu: the split
- * variant's output kernel): the workspace layout, state load/store in fp32 or
- * bf16, raw m16n8k16 bf16 mma.sync with its emulator stand-in, cp.async, and
- * the scan's shared-memory stage layout and loaders. Included only from those
+ * variant's output kernel): the workspace layout, the lane offsets of the
+ * ldmatrix operand loads (the PTX itself is in warp_mma.cuh), and the scan's
+ * shared-memory stage layout and loaders. Included only from those
  * .cu files (after kern_util.h); everything here is static. */
 #ifndef DS_KERNELS_CUDA_GDN_CHUNK_DEV_CUH
 #define DS_KERNELS_CUDA_GDN_CHUNK_DEV_CUH
 #include "kernels/cuda/gdn_chunk.h"
 #include "kernels/cuda/kern_util.h"
+#include "kernels/cuda/warp_mma.cuh"
 /* the key head dims the kernels are instantiated for (gc_shape_ok) */
 #define GC_FOR_DK(X) X(16) X(32) X(48) X(64) X(80) X(96)
 #define GC_C 64
@@ -45,57 +46,14 @@ static inline size_t gc_split_off(int nchunks, int Hv, int Dk)
 
 
 #ifdef DS_CUDA_EMU
-/* tools/cuda-emu: m16n8k16 with the PTX ISA's per-lane fragment layouts
- * (emu_warp_mma.h); cp.async is a synchronous copy (the kernel's waits and
- * barriers still order it). */
-#include "emu_warp_mma.h"
-static inline void gc_mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
-{
-    emu_mma_16816(c, a, b0, b1);
-}
-static inline void gc_cp16(void *dst, const void *src) { memcpy(dst, src, 16); }
-static inline void gc_cp_commit(void) {}
-static inline void gc_cp_wait1(void) {}
 #define GC_DSMEM_MAX (160 * 1024)
 static unsigned char gc_emu_dsmem[GC_DSMEM_MAX];
 #define GC_DSMEM(name) unsigned char *name = gc_emu_dsmem
 #else
-static __device__ __forceinline__ void gc_mma(float c[4], const uint32_t a[4], uint32_t b0,
-                                              uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-static __device__ __forceinline__ void gc_cp16(void *dst, const void *src)
-{
-    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
-}
-static __device__ __forceinline__ void gc_cp_commit(void)
-{
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-static __device__ __forceinline__ void gc_cp_wait1(void)
-{
-    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
-}
 #define GC_DSMEM(name) extern __shared__ __align__(16) unsigned char name[]
 #endif
 
-/* two floats as a bf16x2 mma operand register (lo in the low half) */
-static __device__ __forceinline__ uint32_t gc_pack(float lo, float hi)
-{
-#ifdef DS_CUDA_EMU
-    return (uint32_t)ku_to_bf(lo) | ((uint32_t)ku_to_bf(hi) << 16);
-#else
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi); /* one F2FP.BF16.PACK_AB */
-    return *(const uint32_t *)&v;
-#endif
-}
-
-/* The B operands of two adjacent n8 tiles with one ldmatrix.x4: rows n0..n0+15
+/* The B operands of two adjacent n8 tiles with one ku_ldsm_x4: rows n0..n0+15
  * of a row-major [n][k] bf16 tile in shared memory, k block k0..k0+15, where
  * p = &tile[n0][k0] + gc_ldb_off(ld). b[0], b[1] are b0, b1 of rows n0..n0+7
  * (lane g = row n0 + g, k = k0 + 2t.. and k0 + 8 + 2t..), b[2], b[3] those of
@@ -107,45 +65,17 @@ static __device__ __forceinline__ int gc_ldb_off(int ld)
     const int lane = threadIdx.x & 31;
     return ((lane & 7) + 8 * (lane >> 4)) * ld + 8 * ((lane >> 3) & 1);
 }
-static __device__ __forceinline__ void gc_ldb2(uint32_t b[4], const kbf16 *p)
-{
-#ifdef DS_CUDA_EMU
-    emu_ldmatrix_x4(b, p, 0);
-#else
-    unsigned a = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-                 : "r"(a));
-#endif
-}
-
 /* The A operand of m16n8k16 (a 16x16 bf16 tile, row-major in shared memory
- * with row stride ld) with one ldmatrix.x4: p = &tile[r0][k0] +
- * gc_lda_off(ld). */
+ * with row stride ld) with one ku_ldsm_x4: p = &tile[r0][k0] +
+ * gc_lda_off(ld). The same offsets with ku_ldsm_x4_t load the B operands of
+ * two adjacent n8 tiles from a [k][n] (n contiguous) tile, p = &tile[k0][n0]
+ * + gc_lda_off(ld): b[0], b[1] for columns n0..n0+7, b[2], b[3] for
+ * n0+8..n0+15 (the transposed load puts B[k = 2t, 2t+1][n = g] in a lane,
+ * as the mma wants). */
 static __device__ __forceinline__ int gc_lda_off(int ld)
 {
     const int lane = threadIdx.x & 31;
     return ((lane & 7) + 8 * ((lane >> 3) & 1)) * ld + 8 * (lane >> 4);
-}
-static __device__ __forceinline__ void gc_lda(uint32_t a[4], const kbf16 *p)
-{
-    gc_ldb2(a, p); /* the same ldmatrix.x4; the lane offsets pick the A order */
-}
-/* The B operands of two adjacent n8 tiles from a [k][n] (n contiguous) bf16
- * tile: k block k0..k0+15, columns n0..n0+15, p = &tile[k0][n0] +
- * gc_lda_off(ld), ldmatrix.x4.trans: b[0], b[1] for columns n0..n0+7, b[2],
- * b[3] for n0+8..n0+15 (the transposed load puts B[k = 2t, 2t+1][n = g] in a
- * lane, as the mma wants). */
-static __device__ __forceinline__ void gc_ldb2_t(uint32_t b[4], const kbf16 *p)
-{
-#ifdef DS_CUDA_EMU
-    emu_ldmatrix_x4(b, p, 1);
-#else
-    unsigned a = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-                 : "r"(a));
-#endif
 }
 
 template <int DK> struct gc_stage {
@@ -173,20 +103,20 @@ static __device__ __forceinline__ void gc_stage_load(kbf16 *st, const kbf16 *wp,
 #pragma unroll
     for (int i = 0; i < NW / GC_THREADS; i++) { /* Wn then Q~: rows of Dk */
         int u = tid + i * GC_THREADS, r = u / RU, k = (u % RU) * 8;
-        gc_cp16(st + L::W + r * L::LDK + k, Wn + (size_t)r * DK + k);
+        ku_cp_async16(st + L::W + r * L::LDK + k, Wn + (size_t)r * DK + k);
         if (WO)
-            gc_cp16(st + L::Q + r * L::LDK + k, Qg + (size_t)r * DK + k);
+            ku_cp_async16(st + L::Q + r * L::LDK + k, Qg + (size_t)r * DK + k);
     }
 #pragma unroll
     for (int i = 0; i < NKT / GC_THREADS; i++) {
         int u = tid + i * GC_THREADS, d = u >> 3, k = (u & 7) * 8;
-        gc_cp16(st + L::KT + d * L::LDT + k, KtT + d * C + k);
+        ku_cp_async16(st + L::KT + d * L::LDT + k, KtT + d * C + k);
     }
     if (WO) {
 #pragma unroll
         for (int i = 0; i < NP / GC_THREADS; i++) {
             int u = tid + i * GC_THREADS, r = u >> 3, k = (u & 7) * 8;
-            gc_cp16(st + L::P + r * L::LDT + k, Pg + r * C + k);
+            ku_cp_async16(st + L::P + r * L::LDT + k, Pg + r * C + k);
         }
     }
 }
@@ -199,7 +129,7 @@ static __device__ __forceinline__ void gc_tu_load(kbf16 *smem, const kbf16 *wp, 
 #pragma unroll
     for (int i = 0; i < GC_C * (GC_C / 8) / GC_THREADS; i++) {
         int u = tid + i * GC_THREADS, r = u >> 3, k = (u & 7) * 8;
-        gc_cp16(smem + L::TU + r * L::LDT + k, Tu + r * GC_C + k);
+        ku_cp_async16(smem + L::TU + r * L::LDT + k, Tu + r * GC_C + k);
     }
 }
 
@@ -230,18 +160,18 @@ static __device__ __forceinline__ void gc_out_tile(const uint32_t (&sa)[NK][4],
 #pragma unroll
         for (int jp = 0; jp < 4; jp++) { /* token tiles 2jp, 2jp+1 */
             uint32_t b[4];
-            gc_ldb2(b, qo + 16 * jp * ldq + 16 * kk);
-            gc_mma(a[2 * jp], sa[kk], b[0], b[1]);
-            gc_mma(a[2 * jp + 1], sa[kk], b[2], b[3]);
+            ku_ldsm_x4(b, qo + 16 * jp * ldq + 16 * kk);
+            ku_mma_bf16(a[2 * jp], sa[kk], b[0], b[1]);
+            ku_mma_bf16(a[2 * jp + 1], sa[kk], b[2], b[3]);
         }
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) /* P lower triangular: tiles j >= 2 kk */
 #pragma unroll
         for (int jp = kk; jp < 4; jp++) {
             uint32_t b[4];
-            gc_ldb2(b, po + 16 * jp * ldp + 16 * kk);
-            gc_mma(a[2 * jp], da[kk], b[0], b[1]);
-            gc_mma(a[2 * jp + 1], da[kk], b[2], b[3]);
+            ku_ldsm_x4(b, po + 16 * jp * ldp + 16 * kk);
+            ku_mma_bf16(a[2 * jp], da[kk], b[0], b[1]);
+            ku_mma_bf16(a[2 * jp + 1], da[kk], b[2], b[3]);
         }
 #pragma unroll
     for (int j = 0; j < 8; j++)

@@ -8,7 +8,7 @@
 # whatever a step leaves before a time-out still comes back). Used with the
 # device tool; CI has no GPU and never runs this.
 #   tools/gpu-check.sh OUTDIR [test|bench|spec|fla|memcheck|kernsan|serve|refs|
-#                              chunk|prof]...
+#                              chunk|prof|racecheck]...
 #   (chunk: the gpu_chunk tests and the bench's chunk rows only; prof: Nsight
 #   Compute on the chunked GDN kernels at 1x8192, stall samples per source
 #   line in prof-*.txt; PROF_KERNELS overrides the kernel regex)
@@ -91,6 +91,12 @@ for s in $steps; do
     bench)
         timeout ${T_BENCH:-240} $BENCH --iters 20 --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"
         cat "$OUT/bench.log" | cut -c1-150 | tail -45 ;;
+    racecheck)
+        # shared-memory races in the chunked GDN and attention kernels (quick shapes)
+        DS_GPU_QUICK=1 CK_RUN_SUITE=${RACE_SUITE:-gpu_chunk} CK_FORK=no timeout ${T_RACE:-150} \
+            compute-sanitizer --tool racecheck --print-limit 10 $B/check_gpu > "$OUT/racecheck.log" 2>&1
+        echo "racecheck(${RACE_SUITE:-gpu_chunk}) rc=$?"
+        grep -E "RACECHECK SUMMARY|ERROR SUMMARY|hazard|^[0-9]+%" "$OUT/racecheck.log" | head -10 ;;
     kernsan)
         # the bench's kernel rows (7B shapes, 2 iterations) under memcheck
         timeout ${T_KSAN:-120} compute-sanitizer --tool memcheck --print-limit 10 $BENCH --skip-e2e --iters 2 \

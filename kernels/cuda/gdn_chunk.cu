@@ -344,7 +344,7 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
     const size_t per = gc_per(DK), VD = (size_t)Hv * Dv;
     const int CD = 2 * Hk * DK + Hv * Dv;
     const float *vcol = y + 2 * (size_t)Hk * DK + (size_t)h * Dv + vw + g;
-    const int ok = gc_ldb_off(L::LDK), ot = gc_ldb_off(L::LDT); /* ldmatrix lane rows */
+    const int lo_k = gc_ldb_off(L::LDK), lo_t = gc_ldb_off(L::LDT); /* ldmatrix lane rows */
 
     /* stage chunk c0 (group 1) and its Tu (group 2) */
     gc_stage_load<DK, !SPLIT>(stg, work + ((size_t)c0 * Hv + h) * per, tid);
@@ -440,21 +440,13 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
 #pragma unroll
             for (int kk = 0; kk < 4; kk++)
 #pragma unroll
-                for (int jp = kk; jp < 4; jp++) { /* tiles 2jp, 2jp+1 */
-                    uint32_t b[4];
-                    ku_ldsm_x4(b, stg + L::TU + ot + 16 * jp * L::LDT + 16 * kk);
-                    ku_mma_bf16(d[2 * jp], va[kk], b[0], b[1]);
-                    ku_mma_bf16(d[2 * jp + 1], va[kk], b[2], b[3]);
-                }
+                for (int jp = kk; jp < 4; jp++) /* tiles 2jp, 2jp+1 */
+                    gc_mma_x2(&d[2 * jp], va[kk], stg + L::TU + lo_t + 16 * jp * L::LDT + 16 * kk);
 #pragma unroll
             for (int kk = 0; kk < NK; kk++)
 #pragma unroll
-                for (int jp = 0; jp < 4; jp++) {
-                    uint32_t b[4];
-                    ku_ldsm_x4(b, sb + L::W + ok + 16 * jp * L::LDK + 16 * kk);
-                    ku_mma_bf16(d[2 * jp], sa[kk], b[0], b[1]);
-                    ku_mma_bf16(d[2 * jp + 1], sa[kk], b[2], b[3]);
-                }
+                for (int jp = 0; jp < 4; jp++)
+                    gc_mma_x2(&d[2 * jp], sa[kk], sb + L::W + lo_k + 16 * jp * L::LDK + 16 * kk);
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
                 da[kk][0] = ku_pack_bf2(d[2 * kk][0], d[2 * kk][1]);
@@ -485,12 +477,8 @@ gdn_chunk_scan_kernel(const float *__restrict__ y, const int32_t *__restrict__ p
 #pragma unroll
             for (int kk = 0; kk < 4; kk++)
 #pragma unroll
-                for (int jp = 0; jp < NJ / 2; jp++) { /* state tiles 2jp, 2jp+1 */
-                    uint32_t b[4];
-                    ku_ldsm_x4(b, sb + L::KT + ot + 16 * jp * L::LDT + 16 * kk);
-                    ku_mma_bf16(s[2 * jp], da[kk], b[0], b[1]);
-                    ku_mma_bf16(s[2 * jp + 1], da[kk], b[2], b[3]);
-                }
+                for (int jp = 0; jp < NJ / 2; jp++) /* state tiles 2jp, 2jp+1 */
+                    gc_mma_x2(&s[2 * jp], da[kk], sb + L::KT + lo_t + 16 * jp * L::LDT + 16 * kk);
         }
         __syncthreads(); /* stage (c - c0) & 1 may be overwritten next */
     }

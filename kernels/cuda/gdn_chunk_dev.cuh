@@ -78,6 +78,17 @@ static __device__ __forceinline__ int gc_lda_off(int ld)
     return ((lane & 7) + 8 * ((lane >> 3) & 1)) * ld + 8 * (lane >> 4);
 }
 
+/* Two n8 tiles' products from one B load: ku_ldsm_x4 at bp (gc_ldb_off
+ * order), then c[0] += a b[0..1] and c[1] += a b[2..3]. */
+static __device__ __forceinline__ void gc_mma_x2(float (*c)[4], const uint32_t a[4],
+                                                 const kbf16 *bp)
+{
+    uint32_t b[4];
+    ku_ldsm_x4(b, bp);
+    ku_mma_bf16(c[0], a, b[0], b[1]);
+    ku_mma_bf16(c[1], a, b[2], b[3]);
+}
+
 template <int DK> struct gc_stage {
     enum { LDK = DK + 8, LDT = GC_C + 8 };
     /* double-buffered part: Wn, Q~ (64 x LDK), K~^T (DK x LDT), P (64 x LDT) */
@@ -158,21 +169,13 @@ static __device__ __forceinline__ void gc_out_tile(const uint32_t (&sa)[NK][4],
 #pragma unroll
     for (int kk = 0; kk < NK; kk++)
 #pragma unroll
-        for (int jp = 0; jp < 4; jp++) { /* token tiles 2jp, 2jp+1 */
-            uint32_t b[4];
-            ku_ldsm_x4(b, qo + 16 * jp * ldq + 16 * kk);
-            ku_mma_bf16(a[2 * jp], sa[kk], b[0], b[1]);
-            ku_mma_bf16(a[2 * jp + 1], sa[kk], b[2], b[3]);
-        }
+        for (int jp = 0; jp < 4; jp++) /* token tiles 2jp, 2jp+1 */
+            gc_mma_x2(&a[2 * jp], sa[kk], qo + 16 * jp * ldq + 16 * kk);
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) /* P lower triangular: tiles j >= 2 kk */
 #pragma unroll
-        for (int jp = kk; jp < 4; jp++) {
-            uint32_t b[4];
-            ku_ldsm_x4(b, po + 16 * jp * ldp + 16 * kk);
-            ku_mma_bf16(a[2 * jp], da[kk], b[0], b[1]);
-            ku_mma_bf16(a[2 * jp + 1], da[kk], b[2], b[3]);
-        }
+        for (int jp = kk; jp < 4; jp++)
+            gc_mma_x2(&a[2 * jp], da[kk], po + 16 * jp * ldp + 16 * kk);
 #pragma unroll
     for (int j = 0; j < 8; j++)
 #pragma unroll

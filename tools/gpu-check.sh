@@ -10,8 +10,9 @@
 #   tools/gpu-check.sh OUTDIR [test|bench|spec|fla|memcheck|kernsan|serve|refs|
 #                              chunk|prof|racecheck]...
 #   (chunk: the gpu_chunk tests and the bench's chunk rows only; prof: Nsight
-#   Compute on the chunked GDN kernels at 1x8192, stall samples per source
-#   line in prof-*.txt; PROF_KERNELS overrides the kernel regex)
+#   Compute on the chunked GDN prep and fused scan at 1x8192, stall samples
+#   per SASS line and per barrier stretch in prof-*.txt; PROF_KERNELS and
+#   PROF_COUNT override the kernel regex and the launch count)
 #   (default: test memcheck bench fla serve; T_TEST, T_BENCH, T_FLA override
 #   those steps' time limits so that several fit in one device call)
 set -o pipefail
@@ -130,7 +131,7 @@ for s in $steps; do
         grep -E "ceiling|chunk" "$OUT/bench-chunk.log" | cut -c1-150 ;;
     prof)
         # --clock-control none: the GPU's clocks are left alone (METHOD.md)
-        timeout ${T_PROF:-200} ncu --clock-control none --kernel-name "regex:${PROF_KERNELS:-gdn_chunk_prep|scan_kernel<.int.96, float, .bool.0>}" \
+        timeout ${T_PROF:-200} ncu --clock-control none --kernel-name "regex:${PROF_KERNELS:-gdn_chunk_(prep|scan)}" \
             --launch-count ${PROF_COUNT:-2} --set full --import-source yes -f -o "$OUT/prof" \
             $BENCH --only chunk --iters 1 > "$OUT/prof-run.log" 2>&1; echo "ncu rc=$?"
         tail -3 "$OUT/prof-run.log"
@@ -138,7 +139,7 @@ for s in $steps; do
         grep -E "gdn_chunk|Duration|Registers Per|Achieved Occupancy|Warp Cycles Per Issued|Issue Slots Busy|Memory Throughput|DRAM Throughput" \
             "$OUT/prof-details.txt" | head -60
         ncu --import "$OUT/prof.ncu-rep" --page source --csv --print-source sass > "$OUT/prof-source.csv" 2>&1
-        python3 tools/prof_lines.py "$OUT/prof-source.csv" kernels/cuda/gdn_chunk.cu > "$OUT/prof-lines.txt" 2>&1
+        python3 tools/prof_lines.py "$OUT/prof-source.csv" > "$OUT/prof-lines.txt" 2>&1
         head -80 "$OUT/prof-lines.txt" ;;
     refs)
         PYTHONUNBUFFERED=1 timeout 200 python3 tools/make_fixtures.py --bundled-refs --out "$OUT" \

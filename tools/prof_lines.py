@@ -6,7 +6,8 @@ writes (one block per profiled kernel, each with a header row naming its
 columns) and prints, per block, the lines with the most warp-stall samples,
 their share and their text. Used by tools/gpu-check.sh's prof step on the
 GPU machine; when the CSV's shape is not recognised it prints the start of
-the file instead, so nothing is lost.
+the file instead, so nothing is lost. Then, per block, the stretches of
+SASS between barriers with their share of the samples and main stall reasons.
   tools/prof_lines.py SOURCE.csv [TOP]
 """
 import csv
@@ -17,28 +18,24 @@ def main():
     path = sys.argv[1]
     top = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 30
     rows = list(csv.reader(open(path, errors="replace")))
-    blocks, cur, head = [], None, None
+    blocks, cur, title = [], None, ""
     for r in rows:
         cells = [c.strip() for c in r]
+        if len(cells) >= 2 and cells[0] == "Kernel Name":  # names the block that follows
+            title = cells[1][:160]
+            continue
         stall = [i for i, c in enumerate(cells) if c.startswith("Warp Stall Sampling (All")]
         if stall:
-            head = cells
-            cur = {"stall": stall[0], "rows": [], "title": blocks and "" or ""}
             src = [i for i, c in enumerate(cells) if c in ("Source", "# Source")]
-            line = [i for i, c in enumerate(cells) if c in ("#", "Line", "# Line", "Line Number")]
-            cur["src"] = src[0] if src else len(cells) - 1
-            cur["line"] = line[0] if line else 0
-            cur["reasons"] = [(c[6:], i) for i, c in enumerate(cells)
-                              if c.startswith("stall_") and "Not Issued" not in c]
+            line = [i for i, c in enumerate(cells) if c in ("Address", "#", "Line", "# Line")]
+            cur = {"stall": stall[0], "rows": [], "title": title,
+                   "src": src[0] if src else len(cells) - 1, "line": line[0] if line else 0,
+                   "reasons": [(c[6:], i) for i, c in enumerate(cells)
+                               if c.startswith("stall_") and "Not Issued" not in c]}
             blocks.append(cur)
+            title = ""
             continue
-        if cur is None:
-            if len(cells) == 1 and cells[0]:
-                print("#", cells[0][:160])
-            continue
-        if len(cells) <= cur["stall"]:
-            if cells and cells[0]:
-                cur["title"] = cells[0][:160]
+        if cur is None or len(cells) <= cur["stall"]:
             continue
         try:
             n = float(cells[cur["stall"]] or 0)
@@ -46,7 +43,6 @@ def main():
             continue
         rs = [(name, float(cells[i] or 0)) for name, i in cur["reasons"] if i < len(cells)]
         cur["rows"].append((n, cells[cur["line"]], cells[cur["src"]][:110], rs))
-    print("header:", ",".join(rows[0])[:300] if rows else "(empty)")
     if not blocks:
         print("prof_lines: no stall column found; the file starts:")
         for r in rows[:40]:
